@@ -1,0 +1,154 @@
+"""Agreement verdicts: claims that can fail.
+
+Each check kind is a function ``(rows, spec) -> Verdict`` over summary rows
+(dicts as read from summary.csv).  Kinds:
+
+* ``statistical``: every selected row has ``|mean - theory| <= max_abs_z * sem
+  + rel_tol * |theory| + abs_tol`` (stated finite-size and round-off allowances;
+  both 0 by default).
+* ``exact``: ``|mean - theory| <= rel_tol * |theory|`` (default 1e-8), for
+  deterministic quantities.
+
+Spec keys common to all kinds: ``metric`` (required), ``where`` (a table
+``{param = value or [values]}`` selecting rows), ``name`` (a label).
+Rows whose theory is missing or infinite are left out and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+from rfsim.activations import closest
+from rfsim.io import to_float
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    name: str
+    kind: str
+    passed: bool
+    figure: str  # the number that decided it, in words
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}  [{self.kind}]  {self.figure}"
+
+
+def _matches(row: dict, where: dict) -> bool:
+    for k, want in where.items():
+        wants = want if isinstance(want, list) else [want]
+        cell = row.get(k)
+        if cell is None:
+            raise ValueError(f"check `where` names {k!r}, which is not a column of summary.csv")
+        if not any(_same(cell, w) for w in wants):
+            return False
+    return True
+
+
+def _same(cell: str, want) -> bool:
+    if isinstance(want, (int, float)) and not isinstance(want, bool):
+        try:
+            return math.isclose(float(cell), float(want), rel_tol=1e-12, abs_tol=0.0)
+        except ValueError:
+            return False
+    return cell == str(want)
+
+
+def select(rows: list[dict], spec: dict) -> tuple[list[dict], int]:
+    """Rows of ``spec['metric']`` passing ``where`` with finite theory; and how many had none."""
+    metric = spec.get("metric")
+    metrics = sorted({r["metric"] for r in rows})
+    if metric not in metrics:
+        raise ValueError(f"check metric must be one of {metrics}, got {metric!r}"
+                         + closest(metric, metrics))
+    chosen = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    finite = [r for r in chosen if math.isfinite(to_float(r["theory"]))]
+    return finite, len(chosen) - len(finite)
+
+
+def _label(row: dict, skip=("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z"),
+           keys=None) -> str:
+    keys = keys or [k for k in row if k not in skip]
+    return ", ".join(f"{k}={row[k]}" for k in keys)
+
+
+def _varying(rows: list[dict]) -> list[str]:
+    skip = {"metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z"}
+    return [k for k in rows[0] if k not in skip and len({r[k] for r in rows}) > 1] if rows else []
+
+
+def statistical(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    max_z = float(spec.get("max_abs_z", 4.0))
+    rel_tol = float(spec.get("rel_tol", 0.0))
+    abs_tol = float(spec.get("abs_tol", 0.0))
+    chosen, dropped = select(rows, spec)
+    if not chosen:
+        return False, "no rows with a finite prediction to compare"
+    worst, worst_ratio, max_abs_z = None, -1.0, 0.0
+    for r in chosen:
+        mean, theory, sem = (to_float(r[k]) for k in ("mean", "theory", "sem"))
+        if not math.isfinite(mean):
+            return False, f"non-finite simulation mean at {_label(r, keys=_varying(chosen))}"
+        allowed = max_z * (sem if math.isfinite(sem) else 0.0) + rel_tol * abs(theory) + abs_tol
+        gap = abs(mean - theory)
+        ratio = gap / allowed if allowed > 0 else (0.0 if gap == 0 else math.inf)
+        z = gap / sem if sem > 0 else (0.0 if gap == 0 else math.inf)
+        max_abs_z = max(max_abs_z, z)
+        if ratio > worst_ratio:
+            worst, worst_ratio = r, ratio
+    allowance = (f"{max_z:g} sem" + (f" + {rel_tol:.0%}" if rel_tol else "")
+                 + (f" + {abs_tol:g}" if abs_tol else ""))
+    figure = (
+        f"{spec['metric']}: max |z| = {max_abs_z:.2f}; worst gap = {worst_ratio:.2f} x allowance "
+        f"({allowance}) at {_label(worst, keys=_varying(chosen)) or 'the only point'}; "
+        f"{len(chosen)} points"
+        + (f", {dropped} with infinite/missing theory left out" if dropped else "")
+    )
+    return worst_ratio <= 1.0, figure
+
+
+def exact(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    rel_tol = float(spec.get("rel_tol", 1e-8))
+    chosen, dropped = select(rows, spec)
+    if not chosen:
+        return False, "no rows with a finite prediction to compare"
+    errs = [abs(to_float(r["mean"]) - to_float(r["theory"])) / max(abs(to_float(r["theory"])),
+            1e-300) for r in chosen]
+    worst = max(errs)
+    return worst <= rel_tol, (
+        f"{spec['metric']}: max relative error = {worst:.2e} (tolerance {rel_tol:.0e}); "
+        f"{len(chosen)} points"
+    )
+
+
+CHECKS: dict[str, Callable[[list[dict], dict], tuple[bool, str]]] = {
+    "statistical": statistical,
+    "exact": exact,
+}
+
+
+def register_check(kind: str, fn: Callable[[list[dict], dict], tuple[bool, str]]) -> None:
+    CHECKS[kind] = fn
+
+
+def evaluate(rows: list[dict], spec: dict, *, default_name: str = "check") -> Verdict:
+    """Run one claim ``spec`` (a [check] table) on summary rows."""
+    kind = spec.get("kind", "statistical")
+    if kind not in CHECKS:
+        raise ValueError(f"check kind must be one of {sorted(CHECKS)}, got {kind!r}"
+                         + closest(kind, CHECKS))
+    passed, figure = CHECKS[kind](rows, spec)
+    return Verdict(spec.get("name", default_name), kind, bool(passed), figure)
+
+
+def perturb_theory(rows: list[dict], factor: float) -> list[dict]:
+    """Rows with every finite prediction multiplied by ``factor`` (the check's twin test)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        t = to_float(r["theory"])
+        if math.isfinite(t):
+            r["theory"] = repr(t * factor)
+        out.append(r)
+    return out

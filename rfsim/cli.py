@@ -1,0 +1,233 @@
+"""``rfsim`` command line: run, demo, check, plot, merge, info.
+
+Errors are one line on stderr (``error: ...``) with exit code 2, before any compute.
+Exit codes: 0 success; 1 a check FAILed (``rfsim check``); 2 bad input;
+3 the run finished but some simulations were not finite (reported, left blank);
+130 interrupted (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+DEMO = "linear_ridge_double_descent"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def experiments_dir() -> Path:
+    """The experiments shipped with rfsim (wheel: rfsim/_experiments; source tree: experiments/)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "_experiments", here.parent / "experiments"):
+        if cand.is_dir():
+            return cand
+    raise ValueError("no experiments directory found next to the rfsim package")
+
+
+def _setup_precision(float32: bool) -> None:
+    import jax
+
+    if float32:
+        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_default_matmul_precision", "highest")
+    else:
+        jax.config.update("jax_enable_x64", True)
+
+
+def _load(args, path):
+    from rfsim.experiment import apply_overrides, load_experiment, quick
+
+    exp = load_experiment(path)
+    exp = apply_overrides(exp, args.set or [], seeds=args.seeds, root_seed=args.root_seed)
+    if getattr(args, "quick", False):
+        exp = quick(exp)
+    return exp
+
+
+def _report(res, t0: float) -> int:
+    from rfsim.runner import describe_nonfinite
+
+    print(f"run directory: {res.path}")
+    if res.figure is not None:
+        print(f"figure: {res.figure}")
+    print(f"grid points: {res.computed} computed, {res.reused} reused from the run directory "
+          f"({time.time() - t0:.1f} s)")
+    for v in res.verdicts:
+        print(v.line())
+    if res.nonfinite:
+        sys.stderr.write("warning: " + describe_nonfinite(res.nonfinite) + "\n")
+        return 3
+    return 0
+
+
+def cmd_run(args) -> int:
+    from rfsim.runner import run_experiment
+    from rfsim.sweep import parse_shard
+
+    shard = parse_shard(args.shard)
+    exp = _load(args, args.experiment)
+    out = args.out or Path("runs") / (exp.name + ("-quick" if args.quick else "")
+                                      + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else ""))
+    t0 = time.time()
+    res = run_experiment(exp, out=out, shard=shard, chunk_size=args.chunk,
+                         progress=not args.quiet, plot=not args.no_plot)
+    return _report(res, t0)
+
+
+def cmd_demo(args) -> int:
+    from rfsim.runner import run_experiment
+
+    args.set, args.seeds, args.root_seed, args.quick = [], None, None, False
+    exp = _load(args, experiments_dir() / f"{DEMO}.toml")
+    t0 = time.time()
+    print(f"rfsim demo: {exp.description}")
+    res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet)
+    return _report(res, t0)
+
+
+def cmd_check(args) -> int:
+    from rfsim.check import evaluate, perturb_theory
+    from rfsim.experiment import load_experiment, quick
+    from rfsim.runner import run_experiment
+
+    folder = Path(args.dir) if args.dir else experiments_dir()
+    files = sorted(folder.glob("*.toml"))
+    if args.only:
+        files = [f for f in files if any(o in f.stem for o in args.only)]
+    exps = [load_experiment(f) for f in files]  # validate all before computing any
+    exps = [e if args.full else quick(e) for e in exps if e.checks]
+    if not exps:
+        raise ValueError(f"no experiment with a [check] table in {folder}")
+    failures = 0
+    for exp in exps:
+        out = Path(args.out_root) / (exp.name + ("" if args.full else "-quick"))
+        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False)
+        rows = res.summary if args.perturb == 1.0 else perturb_theory(res.summary, args.perturb)
+        for i, spec in enumerate(exp.checks):
+            v = evaluate(rows, spec, default_name=f"{exp.name}#{i + 1}")
+            failures += not v.passed
+            print(v.line(), flush=True)
+    print(f"{'all claims PASS' if not failures else f'{failures} claim(s) FAIL'}")
+    return 1 if failures else 0
+
+
+def cmd_plot(args) -> int:
+    from rfsim.plot import plot_run
+
+    print(f"figure: {plot_run(args.run_dir)}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from rfsim.runner import merge_runs
+
+    t0 = time.time()
+    return _report(merge_runs(args.run_dirs, args.out), t0)
+
+
+def cmd_info(args) -> int:
+    import dataclasses
+
+    import jax
+
+    from rfsim import provenance
+    from rfsim.check import CHECKS
+    from rfsim.models import available, get_model
+
+    for k, v in provenance.versions().items():
+        print(f"{k:>16}: {v}")
+    for k, v in provenance.runtime().items():
+        print(f"{k:>16}: {v}")
+    print(f"{'jax backend':>16}: {jax.default_backend()}")
+    print("models:")
+    for name in available():
+        m = get_model(name)
+        fields = ", ".join(
+            f.name + ("" if f.default is dataclasses.MISSING else f"={f.default!r}")
+            for f in dataclasses.fields(m.config)
+        )
+        print(f"  {name}: {m.description}\n    params: {fields}\n    metrics: "
+              f"{', '.join(m.metrics)}")
+    print(f"check kinds: {', '.join(sorted(CHECKS))}")
+    print(f"experiments: {experiments_dir()}")
+    return 0
+
+
+def _common(p, *, runs=True):
+    p.add_argument("--float32", action="store_true",
+                   help="float32 (with highest matmul precision) instead of float64")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if runs:
+        p.add_argument("--chunk", type=int, default=8, help="seeds per compiled call (memory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rfsim", description="Simulate learning-theory models next to their "
+                     "closed-form predictions.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run an experiment TOML into a run directory")
+    p.add_argument("experiment", help="experiment TOML file")
+    p.add_argument("--set", action="append", metavar="K=V",
+                   help="override a parameter (a list value makes it a grid axis)")
+    p.add_argument("--seeds", type=int, help="seeds per grid point")
+    p.add_argument("--root-seed", type=int, help="root PRNG seed")
+    p.add_argument("--out", help="run directory (default runs/<experiment name>)")
+    p.add_argument("--shard", help="run shard i of N (0-based), e.g. 0/4")
+    p.add_argument("--quick", action="store_true", help="apply the experiment's [quick] table")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the headline experiment shipped with rfsim")
+    p.add_argument("--out", help="run directory (default runs/demo)")
+    _common(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", help="run every experiment with a [check] table; PASS/FAIL")
+    p.add_argument("--full", action="store_true", help="full seeds and grids (default: quick)")
+    p.add_argument("--dir", help="experiments folder (default: the shipped experiments)")
+    p.add_argument("--only", nargs="+", help="experiment names containing any of these")
+    p.add_argument("--out-root", default="runs/check", help="where run directories go")
+    p.add_argument("--perturb", type=float, default=1.0,
+                   help="multiply every prediction by this factor (shows the checks can fail)")
+    _common(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("plot", help="redraw a run directory's figure from summary.csv")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_plot, float32=False)
+
+    p = sub.add_parser("merge", help="join shard run directories")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="merged run directory")
+    p.set_defaults(func=cmd_merge, float32=False)
+
+    p = sub.add_parser("info", help="versions, devices, models, check kinds")
+    p.set_defaults(func=cmd_info, float32=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _setup_precision(args.float32)
+        return args.func(args)
+    except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: rerun the same command to resume where it stopped\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

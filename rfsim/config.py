@@ -1,0 +1,101 @@
+"""Frozen, self-validating model configs that are JAX pytrees.
+
+A config class is a frozen dataclass decorated with :func:`model_config`.
+Fields declared with :func:`static` (sizes, names: ``n``, ``d``, ``activation``)
+are pytree *metadata*: changing one recompiles.  Fields declared with
+:func:`param` (ridge, noise, scales) are array *leaves*: a grid over them is
+vmapped without recompiling.
+
+Validation runs in ``__post_init__`` (write a ``validate(self)`` method) when
+a user constructs a config; pytree unflattening (inside jit/vmap, where the
+leaves are tracers) bypasses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+
+from rfsim.activations import closest
+
+_KIND = "rfsim_kind"
+
+
+def static(default=dataclasses.MISSING, *, doc: str = ""):
+    """A shape-defining field (int, str, tuple): part of the compiled program."""
+    return dataclasses.field(default=default, metadata={_KIND: "static", "doc": doc})
+
+
+def param(default=dataclasses.MISSING, *, doc: str = ""):
+    """A continuous parameter: an array leaf, vmappable without recompilation."""
+    return dataclasses.field(default=default, metadata={_KIND: "param", "doc": doc})
+
+
+def static_fields(cls_or_cfg) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls_or_cfg) if f.metadata.get(_KIND) == "static")
+
+
+def param_fields(cls_or_cfg) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls_or_cfg) if f.metadata.get(_KIND) != "static")
+
+
+def field_names(cls_or_cfg) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls_or_cfg))
+
+
+def model_config(cls):
+    """Make ``cls`` a frozen dataclass, a registered pytree, and self-validating."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    statics = static_fields(cls)
+    params = param_fields(cls)
+
+    def flatten(cfg):
+        return tuple(getattr(cfg, k) for k in params), tuple(getattr(cfg, k) for k in statics)
+
+    def unflatten(aux, children):
+        cfg = object.__new__(cls)
+        for k, v in zip(statics, aux):
+            object.__setattr__(cfg, k, v)
+        for k, v in zip(params, children):
+            object.__setattr__(cfg, k, v)
+        return cfg
+
+    jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+
+    def __post_init__(self):
+        validate = getattr(self, "validate", None)
+        if validate is not None:
+            validate()
+
+    cls.__post_init__ = __post_init__
+    return cls
+
+
+def build_config(cls, values: Mapping[str, Any], *, model: str = "") -> Any:
+    """Construct ``cls(**values)`` with errors that name the field and suggest the closest one."""
+    names = field_names(cls)
+    for key in values:
+        if key not in names:
+            where = f" for model {model!r}" if model else ""
+            raise ValueError(
+                f"unknown parameter {key!r}{where}{closest(key, names)}; "
+                f"valid parameters: {', '.join(names)}"
+            )
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"missing required parameter(s): {', '.join(missing)}")
+    return cls(**values)
+
+
+def as_dict(cfg) -> dict[str, Any]:
+    """All fields of a config, in declaration order."""
+    return {k: getattr(cfg, k) for k in field_names(cfg)}

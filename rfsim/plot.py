@@ -1,0 +1,91 @@
+"""Figures from a run directory's summary.csv: theory as lines, simulation as markers ± sem.
+
+The ``[plot]`` table of the experiment (kept in meta.json) chooses::
+
+    x = "n"                 # the horizontal axis (default: the first grid axis)
+    metric = "excess_risk"  # default: the first check's metric, else the model's first
+    series = ["ridge"]      # one curve per combination (default: the other grid axes)
+    logx = true             # default: true when all x > 0 and they span > 1 decade
+    logy = true             # default: same rule on the plotted values
+    title = "..."
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rfsim.io import read_csv, to_float
+
+
+def _auto_log(values) -> bool:
+    v = np.asarray([x for x in values if math.isfinite(x)], float)
+    return bool(len(v) and (v > 0).all() and v.max() / v.min() > 10)
+
+
+def plot_run(run_dir: str | Path, *, formats=("png", "pdf")) -> Path:
+    """Draw ``figure.png``/``figure.pdf`` in ``run_dir`` from summary.csv; return the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    summary = run_dir / "summary.csv"
+    if not summary.is_file():
+        raise ValueError(f"{run_dir} has no summary.csv to plot")
+    rows = read_csv(summary)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    exp = meta["experiment"]
+    spec = dict(exp.get("plot") or {})
+    axes = list(exp["grid"])
+    x = spec.get("x", axes[0] if axes else None)
+    if x is None or (rows and x not in rows[0]):
+        raise ValueError(f"plot x must be a parameter column, got {x!r}")
+    checks = exp.get("checks") or []
+    metric = spec.get("metric", checks[0]["metric"] if checks else rows[0]["metric"])
+    series = spec.get("series", [a for a in axes if a != x])
+    rows = [r for r in rows if r["metric"] == metric]
+    if not rows:
+        raise ValueError(f"plot metric {metric!r} is not in summary.csv")
+
+    curves: dict[tuple, list[dict]] = {}
+    for r in rows:
+        curves.setdefault(tuple(r[s] for s in series), []).append(r)
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), constrained_layout=True)
+    xs_all, ys_all = [], []
+    for i, (label, pts) in enumerate(curves.items()):
+        pts.sort(key=lambda r: to_float(r[x]))
+        xs = np.array([to_float(r[x]) for r in pts])
+        mean = np.array([to_float(r["mean"]) for r in pts])
+        sem = np.nan_to_num(np.array([to_float(r["sem"]) for r in pts]))
+        theory = np.array([to_float(r["theory"]) for r in pts])
+        color = f"C{i % 10}"
+        name = ", ".join(f"{s}={v}" for s, v in zip(series, label)) or metric
+        finite = np.isfinite(theory)
+        if finite.any():
+            ax.plot(np.where(finite, xs, np.nan), np.where(finite, theory, np.nan), "-",
+                    color=color, lw=1.5)
+        ax.errorbar(xs, mean, yerr=sem, fmt="o", ms=4, color=color, capsize=2, label=name)
+        xs_all += list(xs)
+        ys_all += list(mean[np.isfinite(mean)]) + list(theory[finite])
+    if spec.get("logx", _auto_log(xs_all)):
+        ax.set_xscale("log")
+    if spec.get("logy", _auto_log(ys_all)):
+        ax.set_yscale("log")
+    ax.set_xlabel(spec.get("xlabel", x))
+    ax.set_ylabel(spec.get("ylabel", metric))
+    ax.set_title(spec.get("title", exp.get("description") or exp.get("name", "")), fontsize=9)
+    ax.legend(fontsize=7, title="lines: theory, markers: simulation ± sem", title_fontsize=7)
+    out = None
+    for fmt in formats:
+        path = run_dir / f"figure.{fmt}"
+        tmp = run_dir / f".figure.tmp.{fmt}"
+        fig.savefig(tmp, dpi=150)
+        tmp.replace(path)
+        out = out or path
+    plt.close(fig)
+    return out

@@ -1,0 +1,214 @@
+"""The grid x seed engine.
+
+* Grid points sharing their static fields (sizes, activation) form a *group*:
+  one compilation, one jitted call per chunk of seeds.
+* Within a group the swept dynamic fields (ridge, noise, ...) are vmapped
+  *inside* the seed vmap with the key unbatched, so whatever does not depend
+  on them (the data, a factorization) is computed once per seed and shared by
+  every value: 20 ridges cost about one eigendecomposition.
+* Keys: ``fold_in(fold_in(key(root_seed), group_index), seed)``.  The group index
+  is the position of the point's static combination in the full grid, so results
+  do not depend on chunking, sharding or resuming, and the points of a group see
+  the same training sets (common random numbers across ridge, noise, ...).
+  This refines ARCHITECTURE.md's ``grid_index``: keying by the full grid index
+  would give every ridge its own data and forbid the shared factorization.
+* Memory is bounded by ``chunk_size`` seeds per call; a progress bar counts chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfsim.config import as_dict, param_fields, static_fields
+from rfsim.experiment import Experiment, grid_points, make_config
+from rfsim.models import Model
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One grid point: its position in the full grid, all config values, its group."""
+
+    index: int
+    values: dict[str, Any]
+    group: int
+    cfg: Any = dataclasses.field(compare=False, repr=False)
+
+
+@dataclasses.dataclass
+class PointResult:
+    point: Point
+    sim: dict[str, np.ndarray]  # metric -> (seeds,) values (non-finite kept as nan/inf)
+    theory: dict[str, float]  # metric -> prediction (absent when the model has none)
+
+
+def plan(exp: Experiment, model: Model) -> list[Point]:
+    """Every grid point, validated, with its static group index."""
+    statics = static_fields(model.config)
+    groups: dict[tuple, int] = {}
+    points = []
+    for i, values in enumerate(grid_points(exp)):
+        cfg = make_config(model, values)
+        full = as_dict(cfg)
+        key = tuple(_hashable(full[k]) for k in statics)
+        g = groups.setdefault(key, len(groups))
+        points.append(Point(i, full, g, cfg))
+    return points
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/N"`` with 0 <= i < N (0-based, like SLURM_ARRAY_TASK_ID)."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard must be i/N with 0 <= i < N, got {text!r}")
+    return i, n
+
+
+def shard_points(points: list[Point], shard: tuple[int, int]) -> list[Point]:
+    """Round-robin over grid points: deterministic, balanced across static groups."""
+    i, n = shard
+    return [p for p in points if p.index % n == i]
+
+
+def _with_params(cfg, values: dict):
+    """A copy of ``cfg`` with some dynamic leaves replaced (no validation: may be tracers)."""
+    leaves, treedef = jax.tree_util.tree_flatten(cfg)
+    names = param_fields(cfg)
+    return jax.tree_util.tree_unflatten(
+        treedef, [values.get(k, leaf) for k, leaf in zip(names, leaves)]
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _simulator(model: Model, batched: tuple[str, ...]) -> Callable:
+    """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux."""
+
+    def one(root, group, seed, cfg, dyn):
+        key = jax.random.fold_in(jax.random.fold_in(root, group), seed)
+        return model.simulate(key, _with_params(cfg, dyn))
+
+    over_points = jax.vmap(one, in_axes=(None, None, None, None, 0))
+    over_seeds = jax.vmap(over_points, in_axes=(None, None, 0, None, None))
+
+    def run(root_seed, group, seeds, cfg, dyn):
+        return over_seeds(jax.random.key(root_seed), group, seeds, cfg, dyn)
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=None)
+def _predictor(model: Model, batched: tuple[str, ...]) -> Callable:
+    def one(cfg, dyn):
+        return model.predict(_with_params(cfg, dyn))
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+def _batched_fields(model: Model, pts: list[Point]) -> tuple[str, ...]:
+    return tuple(
+        k for k in param_fields(model.config) if len({repr(p.values[k]) for p in pts}) > 1
+    )
+
+
+def _dyn_arrays(pts: list[Point], batched: tuple[str, ...]) -> dict[str, jax.Array]:
+    dtype = jnp.result_type(float)
+    return {k: jnp.asarray([p.values[k] for p in pts], dtype=dtype) for k in batched}
+
+
+def _chunks(n_seeds: int, chunk_size: int) -> list[np.ndarray]:
+    idx = np.arange(n_seeds)
+    return [idx[i : i + chunk_size] for i in range(0, n_seeds, chunk_size)]
+
+
+def group_points(points: Iterable[Point]) -> dict[int, list[Point]]:
+    groups: dict[int, list[Point]] = {}
+    for p in points:
+        groups.setdefault(p.group, []).append(p)
+    return groups
+
+
+def run_points(
+    model: Model,
+    points: list[Point],
+    *,
+    seeds: int,
+    root_seed: int = 0,
+    chunk_size: int = 8,
+    progress: bool = False,
+    on_group_done: Callable[[list[PointResult]], None] | None = None,
+) -> list[PointResult]:
+    """Simulate every point for seeds 0..seeds-1 and evaluate the prediction.
+
+    ``on_group_done`` receives each finished group's results (the run directory
+    writes them atomically, which is what makes a killed run resumable).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    groups = group_points(points)
+    chunks = _chunks(seeds, chunk_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(groups) * len(chunks), unit="chunk", desc=model.name, leave=False)
+    results = []
+    try:
+        for g, pts in groups.items():
+            batched = _batched_fields(model, pts)
+            dyn = _dyn_arrays(pts, batched)
+            cfg = pts[0].cfg
+            sim = _simulator(model, batched)
+            outs = []
+            for chunk in chunks:
+                padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
+                out = sim(root_seed, g, jnp.asarray(padded), cfg, dyn)
+                outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
+                if bar is not None:
+                    bar.update(1)
+            merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
+            _check_metric_names(model, merged)
+            theory = {}
+            if model.predict is not None:
+                pred = _predictor(model, batched)(cfg, dyn)
+                theory = {k: np.asarray(v) for k, v in pred.items()}
+            group_results = [
+                PointResult(
+                    p,
+                    {k: merged[k][:, j] for k in model.metrics},
+                    {k: float(v[j]) for k, v in theory.items()},
+                )
+                for j, p in enumerate(pts)
+            ]
+            if on_group_done is not None:
+                on_group_done(group_results)
+            results.extend(group_results)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _check_metric_names(model: Model, out: dict) -> None:
+    if set(out) != set(model.metrics):
+        raise RuntimeError(
+            f"model {model.name!r}: simulate returned metrics {sorted(out)}, "
+            f"registered {sorted(model.metrics)}"
+        )
+    for k, v in out.items():
+        if v.ndim != 2:
+            raise RuntimeError(f"model {model.name!r}: metric {k!r} must be a scalar per seed")
