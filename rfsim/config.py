@@ -48,6 +48,12 @@ def field_names(cls_or_cfg) -> tuple[str, ...]:
 
 def model_config(cls):
     """Make ``cls`` a frozen dataclass, a registered pytree, and self-validating."""
+    def __post_init__(self):
+        validate = getattr(self, "validate", None)
+        if validate is not None:
+            validate()
+
+    cls.__post_init__ = __post_init__  # before @dataclass, so __init__ calls it
     cls = dataclasses.dataclass(frozen=True)(cls)
     statics = static_fields(cls)
     params = param_fields(cls)
@@ -64,13 +70,6 @@ def model_config(cls):
         return cfg
 
     jax.tree_util.register_pytree_node(cls, flatten, unflatten)
-
-    def __post_init__(self):
-        validate = getattr(self, "validate", None)
-        if validate is not None:
-            validate()
-
-    cls.__post_init__ = __post_init__
     return cls
 
 

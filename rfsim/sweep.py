@@ -126,8 +126,11 @@ def _batched_fields(model: Model, pts: list[Point]) -> tuple[str, ...]:
 
 
 def _dyn_arrays(pts: list[Point], batched: tuple[str, ...]) -> dict[str, jax.Array]:
+    """Swept values per point; ``_point`` gives the point axis its size when nothing varies."""
     dtype = jnp.result_type(float)
-    return {k: jnp.asarray([p.values[k] for p in pts], dtype=dtype) for k in batched}
+    dyn = {k: jnp.asarray([p.values[k] for p in pts], dtype=dtype) for k in batched}
+    dyn["_point"] = jnp.arange(len(pts))
+    return dyn
 
 
 def _chunks(n_seeds: int, chunk_size: int) -> list[np.ndarray]:

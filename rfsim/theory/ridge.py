@@ -55,11 +55,25 @@ class RidgeRisk(NamedTuple):
 
 
 def _degrees_of_freedom(s, kappa):
-    """df1 = sum s/(s+kappa), df2 = sum s^2/(s+kappa)^2 over s > 0 (R-2); kappa may be 0."""
+    """df1 = sum s/(s+kappa) and the gap 1 - df2/n written without cancellation (R-2), (R-6).
+
+    With kappa > 0 the fixed point (R-1) gives n - df1 = n ridge / kappa, hence
+    n - df2 = n ridge/kappa + sum s kappa/(s+kappa)^2: a sum of non-negative terms.
+    ``kappa`` may be 0 (ridgeless, n >= rank), where the gap is 1 - rank/n.
+    """
     pos = s > 0
     denom = jnp.where(pos, s + kappa, 1.0)
     r1 = jnp.where(pos, s / denom, 0.0)
-    return r1.sum(-1), (r1 * r1).sum(-1), denom, pos
+    return r1.sum(-1), denom, pos
+
+
+def _gap(s, kappa, n, ridge):
+    """1 - df2/n >= 0 (R-6); zero exactly at the ridgeless interpolation threshold."""
+    _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
+    rank = pos.sum(-1)
+    safe = jnp.where(kappa > 0, kappa, 1.0)
+    spread = jnp.where(pos, s * kappa[..., None] / denom**2, 0.0).sum(-1) / n
+    return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - rank / n)
 
 
 def _solve_kappa(s, n, ridge):
@@ -86,23 +100,25 @@ def _solve_kappa(s, n, ridge):
 
     a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
     k0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 0.0))
-    # Newton on h(k) = k (1 - df1/n) - ridge, h'(k) = 1 - df2/n  (R-1)
-    df1, df2, _, _ = _degrees_of_freedom(s, k0[..., None])
-    slope = jnp.where(solvable, 1.0 - df2 / n, 1.0)
+    # Newton on h(k) = k (1 - df1/n) - ridge, h'(k) = 1 - df2/n > 0  (R-1), (R-6)
+    df1, _, _ = _degrees_of_freedom(s, k0[..., None])
+    slope = _gap(s, k0, n, ridge)
+    ok = solvable & (slope > 0)
     h = k0 * (1.0 - df1 / n) - ridge
-    return jnp.where(solvable, k0 - h / slope, 0.0)
+    k1 = k0 - h / jnp.where(ok, slope, 1.0)
+    return jnp.where(ok & (k1 > 0), k1, k0)
 
 
 def _ridge_risk(s, beta, n, ridge, noise):
     kappa = _solve_kappa(s, n, ridge)
-    df1, df2, denom, pos = _degrees_of_freedom(s, kappa[..., None])
+    _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
     rank = pos.sum(-1)
-    at_threshold = (kappa == 0) & (rank == n)  # ridgeless interpolation threshold
-    gap = jnp.where(at_threshold, 1.0, 1.0 - df2 / n)  # (R-4) denominator
-    kappa_b = kappa[..., None]
-    signal_left = jnp.where(pos, s * beta**2 * (kappa_b / denom) ** 2, 0.0).sum(-1)
-    bias = jnp.where(at_threshold, 0.0, signal_left / gap)
-    var_factor = jnp.where(at_threshold, jnp.inf, (df2 / n) / gap)
+    gap = _gap(s, kappa, n, ridge)
+    at_threshold = gap <= 0  # ridgeless interpolation threshold n == rank
+    safe_gap = jnp.where(at_threshold, 1.0, gap)
+    signal_left = jnp.where(pos, s * beta**2 * (kappa[..., None] / denom) ** 2, 0.0).sum(-1)
+    bias = jnp.where(at_threshold, 0.0, signal_left / safe_gap)  # (R-4)
+    var_factor = jnp.where(at_threshold, jnp.inf, 1.0 / safe_gap - 1.0)  # (R-5)
     variance = jnp.where(noise > 0, noise * var_factor, 0.0)
     excess = bias + variance
     test = excess + noise
