@@ -1,0 +1,98 @@
+r"""Model family ``rf-ridge``: random-features ridge regression in the Mei–Montanari setting.
+
+theory/random_features.md §1, (RF-1)–(RF-11):
+
+* inputs ``x`` and weights ``theta_j`` (j = 1..N) i.i.d. uniform on the sphere of radius
+  ``sqrt(d)``; features ``z_j(x) = sigma(<theta_j, x>/sqrt(d))`` (unnormalized);
+* target ``f(x) = <beta_1, x> + f_NL(x)`` with ``beta_1 = sqrt(f1_sq) e_1`` and the fixed
+  degree-2 component ``f_NL(x) = c x_1 x_2``, ``c^2 = fstar_sq (d+2)/d`` so that
+  ``E f_NL^2 = fstar_sq`` and ``f_NL`` is orthogonal to every polynomial of degree <= 1;
+  labels ``y = f(x) + eps``, ``Var eps = noise``;
+* fit ``a_hat = argmin (1/n) sum_i (y_i - z(x_i).a)^2 + (N ridge / d) ||a||^2`` (MM's lambda);
+* metrics: ``excess_risk = E_x (f(x) - z(x).a_hat)^2`` on ``n_test`` fresh test points
+  (default 4000), ``test_mse = excess_risk + noise``, ``train_mse``.
+
+``predict`` is :func:`rfsim.theory.mei_montanari.mei_montanari` at ``psi1 = N/d``,
+``psi2 = n/d``.  The features and the Gram eigendecomposition do not depend on ``ridge``,
+``noise``, ``f1_sq`` or ``fstar_sq``: a sweep over them shares one factorization per seed.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rfsim.activations import get_activation
+from rfsim.config import model_config, param, static
+from rfsim.features import random_features, sphere_inputs, sphere_weights
+from rfsim.models import register
+from rfsim.solvers import gram_eigh, ridge_from_eigh
+from rfsim.theory.mei_montanari import mei_montanari
+from rfsim.validation import require_int, require_nonnegative
+
+
+@model_config
+class RFRidgeConfig:
+    d: int = static(doc="input dimension")
+    N: int = static(doc="number of random features")
+    n: int = static(doc="training samples")
+    ridge: float = param(0.0, doc="MM's lambda: penalty (N lambda/d)||a||^2")
+    activation: str = static("relu", doc="relu, erf, tanh, gelu or a callable")
+    f1_sq: float = param(1.0, doc="||beta_1||^2, power of the linear target part")
+    fstar_sq: float = param(0.0, doc="E f_NL^2, power of the nonlinear part")
+    noise: float = param(0.0, doc="label-noise variance tau^2")
+    n_test: int = static(4000, doc="fresh test points for the excess risk")
+
+    def validate(self):
+        for name in ("d", "N", "n", "n_test"):
+            require_int(name, getattr(self, name))
+        if self.d < 2:
+            raise ValueError(f"d must be an integer >= 2 (the target uses x_1 x_2), got {self.d}")
+        get_activation(self.activation)
+        for name in ("ridge", "f1_sq", "fstar_sq", "noise"):
+            require_nonnegative(name, getattr(self, name))
+
+
+def target(x: jax.Array, cfg: RFRidgeConfig) -> jax.Array:
+    """``f(x) = sqrt(f1_sq) x_1 + sqrt(fstar_sq (d+2)/d) x_1 x_2`` (RF-1)."""
+    d = cfg.d
+    c = jnp.sqrt(jnp.asarray(cfg.fstar_sq, x.dtype) * (d + 2) / d)
+    return jnp.sqrt(jnp.asarray(cfg.f1_sq, x.dtype)) * x[:, 0] + c * x[:, 0] * x[:, 1]
+
+
+def simulate(key: jax.Array, cfg: RFRidgeConfig) -> dict[str, jax.Array]:
+    k_w, k_x, k_t, k_eps = jax.random.split(key, 4)
+    dtype = jnp.result_type(float)
+    W = sphere_weights(k_w, cfg.N, cfg.d, dtype)
+    x = sphere_inputs(k_x, cfg.n, cfg.d, dtype)
+    x_test = sphere_inputs(k_t, cfg.n_test, cfg.d, dtype)
+    Z = random_features(x, W, cfg.activation)
+    y = target(x, cfg) + jnp.sqrt(jnp.asarray(cfg.noise, dtype)) * jax.random.normal(
+        k_eps, (cfg.n,), dtype
+    )
+    # (1/n)||y - Za||^2 + (N ridge/d)||a||^2  ==  solver's (1/n)-loss ridge N ridge / d
+    a = ridge_from_eigh(gram_eigh(Z), Z, y, cfg.N * cfg.ridge / cfg.d)
+    err = random_features(x_test, W, cfg.activation) @ a - target(x_test, cfg)
+    excess = jnp.mean(err**2)
+    return {
+        "excess_risk": excess,
+        "test_mse": excess + cfg.noise,
+        "train_mse": jnp.mean((y - Z @ a) ** 2),
+    }
+
+
+def predict(cfg: RFRidgeConfig) -> dict[str, jax.Array]:
+    """Mei–Montanari Theorem 1 (RF-10), (RF-11); no prediction for the train error."""
+    r = mei_montanari(cfg.N / cfg.d, cfg.n / cfg.d, cfg.ridge, activation=cfg.activation,
+                      f1_sq=cfg.f1_sq, fstar_sq=cfg.fstar_sq, noise=cfg.noise)
+    return {"excess_risk": r.excess_risk, "test_mse": r.test_mse}
+
+
+MODEL = register(
+    "rf-ridge",
+    RFRidgeConfig,
+    simulate,
+    predict,
+    metrics=("excess_risk", "test_mse", "train_mse"),
+    description="random-features ridge regression on the sphere (Mei-Montanari 2019)",
+)
