@@ -8,6 +8,10 @@ Each check kind is a function ``(rows, spec) -> Verdict`` over summary rows
   both 0 by default).
 * ``exact``: ``|mean - theory| <= rel_tol * |theory|`` (default 1e-8), for
   deterministic quantities.
+* ``monotone``: each curve of ``metric`` against ``x`` (optionally at the best value of
+  an ``optimize`` axis, e.g. the optimal ridge) moves only in ``direction``, up to
+  ``max_abs_z`` combined sem.
+* ``threshold``: at the largest ``x`` the value is ``below``/``above`` a level.
 
 Spec keys common to all kinds: ``metric`` (required), ``where`` (a table
 ``{param = value or [values]}`` selecting rows), ``name`` (a label).
@@ -73,9 +77,11 @@ def _label(row: dict, skip=("metric", "mean", "std", "sem", "n_seeds", "theory",
     return ", ".join(f"{k}={row[k]}" for k in keys)
 
 
+_STATS = ("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z")
+
+
 def _varying(rows: list[dict]) -> list[str]:
-    skip = {"metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z"}
-    return [k for k in rows[0] if k not in skip and len({r[k] for r in rows}) > 1] if rows else []
+    return [k for k in rows[0] if k not in _STATS and len({r[k] for r in rows}) > 1] if rows else []
 
 
 def statistical(rows: list[dict], spec: dict) -> tuple[bool, str]:
@@ -122,9 +128,103 @@ def exact(rows: list[dict], spec: dict) -> tuple[bool, str]:
     )
 
 
+def _curves(rows: list[dict], spec: dict) -> dict[tuple, list[tuple[float, float, float]]]:
+    """Curves ``{other params: [(x, value, sem)]}`` sorted by x.
+
+    With ``optimize = "ridge"`` each x keeps one value of that axis: the one minimizing
+    ``argmin_of`` (a metric, default ``metric`` itself), e.g. the fitting ratio read at the
+    ridge that minimizes the test error.  ``value`` is ``"mean"`` (with its sem) or
+    ``"theory"``.
+    """
+    metric, x, opt = spec.get("metric"), spec.get("x"), spec.get("optimize")
+    use = spec.get("value", "mean")
+    if use not in ("mean", "theory"):
+        raise ValueError(f"check value must be 'mean' or 'theory', got {use!r}")
+    where = spec.get("where", {})
+    picked = [r for r in rows if r["metric"] == metric and _matches(r, where)]
+    if not picked:
+        raise ValueError(f"check selects no rows of metric {metric!r}")
+    if x not in picked[0]:
+        raise ValueError(f"check x must be a parameter column, got {x!r}")
+    params = [k for k in picked[0] if k not in _STATS]
+    others = [k for k in _varying(picked) if k not in (x, opt)]
+    by_params = {(r["metric"], *(r[k] for k in params)): r for r in rows}
+    judge = spec.get("argmin_of", metric)
+    best: dict[tuple, dict[float, tuple[float, float, float]]] = {}
+    for r in picked:
+        ref = by_params.get((judge, *(r[k] for k in params)))
+        if ref is None:
+            raise ValueError(f"check argmin_of must be a metric of summary.csv, got {judge!r}")
+        score = to_float(ref[use])
+        key, xv = tuple(r[k] for k in others), to_float(r[x])
+        sem = to_float(r["sem"]) if use == "mean" else 0.0
+        cur = best.setdefault(key, {}).get(xv)
+        if opt is None or cur is None or score < cur[0]:
+            best[key][xv] = (score, to_float(r[use]), sem if math.isfinite(sem) else 0.0)
+    return {k: sorted((xv, v, s) for xv, (_, v, s) in c.items()) for k, c in best.items()}
+
+
+def _at_best(spec: dict) -> str:
+    if not spec.get("optimize"):
+        return ""
+    judge = spec.get("argmin_of", spec.get("metric"))
+    return f" at the {spec['optimize']} minimizing {judge}"
+
+
+def monotone(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    """Each curve is non-increasing (``direction = "nonincreasing"``, default) or
+    non-decreasing in ``x``: a step the wrong way larger than ``max_abs_z`` combined sem
+    (default 3; plus ``rel_tol`` of the level) is a violation."""
+    direction = spec.get("direction", "nonincreasing")
+    if direction not in ("nonincreasing", "nondecreasing"):
+        raise ValueError(f"check direction must be nonincreasing or nondecreasing, got "
+                         f"{direction!r}")
+    sign = 1.0 if direction == "nonincreasing" else -1.0
+    max_z, rel_tol = float(spec.get("max_abs_z", 3.0)), float(spec.get("rel_tol", 0.0))
+    passed, worst, where, n_steps = True, None, "", 0
+    for key, pts in _curves(rows, spec).items():
+        for (x0, v0, s0), (x1, v1, s1) in zip(pts, pts[1:]):
+            if not (math.isfinite(v0) and math.isfinite(v1)):
+                return False, f"non-finite value on the curve {key} at {spec['x']}={x1:g}"
+            allowed = max_z * math.hypot(s0, s1) + rel_tol * max(abs(v0), abs(v1))
+            step = sign * (v1 - v0)  # > 0 is the wrong direction
+            n_steps += 1
+            passed &= step <= allowed
+            if worst is None or step > worst[0]:
+                worst = (step, allowed)
+                where = f"{spec['x']} {x0:g} -> {x1:g}" + (f" {key}" if key else "")
+    step, allowed = worst
+    verdict = ("every step goes the right way" if step <= 0 else
+               f"largest wrong-way step {step:.3g} (allowed {allowed:.3g})")
+    return passed, (f"{spec['metric']}{_at_best(spec)} {direction} in {spec['x']}: "
+                    f"{verdict}; closest at {where}; {n_steps} steps")
+
+
+def threshold(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    """At the largest ``x`` of each curve the value is below ``below`` (and/or above
+    ``above``), by ``max_abs_z`` sem (default 3) — e.g. a ratio that tends to 0."""
+    below, above = spec.get("below"), spec.get("above")
+    if below is None and above is None:
+        raise ValueError("threshold check needs `below` or `above`")
+    max_z = float(spec.get("max_abs_z", 3.0))
+    ok, parts = True, []
+    for key, pts in _curves(rows, spec).items():
+        x, v, s = pts[-1]
+        if below is not None:
+            ok &= v + max_z * s <= below
+        if above is not None:
+            ok &= v - max_z * s >= above
+        parts.append(f"{v:.3g} ± {s:.1g} at {spec['x']}={x:g}" + (f" ({key})" if key else ""))
+    bound = " and ".join(b for b in (f"< {below}" if below is not None else "",
+                                     f"> {above}" if above is not None else "") if b)
+    return ok, f"{spec['metric']}{_at_best(spec)} {bound} required: " + "; ".join(parts)
+
+
 CHECKS: dict[str, Callable[[list[dict], dict], tuple[bool, str]]] = {
     "statistical": statistical,
     "exact": exact,
+    "monotone": monotone,
+    "threshold": threshold,
 }
 
 

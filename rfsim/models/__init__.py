@@ -33,7 +33,7 @@ class Model:
 _REGISTRY: dict[str, Model] = {}
 
 # Families that register themselves on import; imported lazily by get_model/available.
-_BUILTIN = ("rfsim.models.linear_ridge", "rfsim.models.rf_ridge")
+_BUILTIN = ("rfsim.models.linear_ridge", "rfsim.models.rf_ridge", "rfsim.models.rf_gaussian")
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="") -> Model:

@@ -1,0 +1,189 @@
+r"""Deterministic equivalent of random-feature ridge regression for a given kernel spectrum.
+
+Implements theory/random_features_eigen.md, Eqs. (RFE-1)–(RFE-11): the "RF eigenframework"
+of Simon, Karkada, Ghosh & Belkin (arXiv:2311.14646, §4), equivalently the two-level
+renormalized ridge of Bach (arXiv:2303.01372) and Atanasov, Zavatone-Veth & Pehlevan
+(arXiv:2405.00592).  Conventions (RFE-1):
+
+* the expected feature kernel has Mercer eigenvalues ``lambda_i >= 0`` with orthonormal
+  eigenfunctions ``e_i``; ``n_features = N`` i.i.d. random features, ``K_hat = Phi Phi^T / N``;
+* target ``y = sum_i v_i e_i(x) + eps``, ``Var eps = noise``; ``target_coeffs`` are the
+  ``v_i`` (mode i carries power ``v_i^2``, NOT ``lambda_i v_i^2``);
+* ``a_hat = argmin (1/n)||y - Phi a / sqrt(N)||^2 + ridge ||a||^2``, i.e. the predictor
+  ``K_hat(x, X)(K_hat(X, X) + n ridge I)^{-1} y``; ``ridge = 0`` is the min-norm interpolant;
+* ``excess_risk = E_x (f - f_hat)^2``, ``test_mse = excess_risk + noise``,
+  ``train_mse = (1/n)||y - f_hat(X)||^2``, all averaged over data and features.
+
+The returned ``kappa`` is gamma of (RFE-3): the effective ridge of the *equivalent kernel
+problem* — random-feature ridge regression learns mode i with the same fraction
+``lambda_i / (lambda_i + gamma)`` as kernel ridge regression with the expected kernel at
+effective ridge gamma, plus the extra feature-variance term theta (RFE-6), (RFE-7).  It solves
+
+.. math:: \gamma\,\Big(1 - \frac{a(\gamma)}{n}\Big)\Big(1 - \frac{a(\gamma)}{N}\Big) = \lambda,
+   \qquad a(\gamma) = \sum_i \frac{\lambda_i}{\lambda_i + \gamma} < \min(n, N).
+
+As ``n_features -> inf`` the result tends to
+``ridge_risk(eigenvalues, target_coeffs / sqrt(eigenvalues), n=n, ridge=ridge, noise=noise)``
+(RFE-10): ridge_risk's ``beta_i`` carries power ``s_i beta_i^2``, so ``beta_i = v_i / sqrt(lambda_i)``.
+
+Example::
+
+    >>> import jax.numpy as jnp
+    >>> from rfsim.theory.rf_eigen import rf_eigen_risk
+    >>> lam = jnp.arange(1.0, 501.0) ** -1.5
+    >>> v = jnp.arange(1.0, 501.0) ** -1.0; v = v / jnp.linalg.norm(v)
+    >>> r = rf_eigen_risk(lam, v, n=200, n_features=100, ridge=0.0, noise=0.1)
+    >>> bool(r.test_mse > r.excess_risk)
+    True
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rfsim.theory.ridge import RidgeRisk
+from rfsim.validation import require, require_finite, require_nonnegative
+
+__all__ = ["rf_eigen_risk"]
+
+_BISECTION_STEPS = 120  # the bracket (RFE-4) is < ~1500 wide in log gamma: ample
+
+
+def _spectral_sums(lam, pos, gamma):
+    """(RFE-2): r_i = gamma/(lambda_i+gamma) (1 on null modes), q_i = 1 - r_i on the rest,
+    a = sum q, b = sum q^2, a - b = sum q r (formed without cancellation)."""
+    g = gamma[..., None]
+    denom = jnp.where(pos, lam + g, 1.0)
+    q = jnp.where(pos, lam / denom, 0.0)
+    r = jnp.where(pos, g / denom, 1.0)
+    return q, r, q.sum(-1), (q * q).sum(-1), (q * r).sum(-1)
+
+
+def _solve_gamma(lam, pos, n, N, ridge):
+    """gamma of (RFE-3): bisection in log gamma inside the bracket (RFE-4), then one Newton
+    step so that derivatives follow the implicit-function theorem."""
+    inv_N = 1.0 / N
+    m = jnp.minimum(n, N)
+    rank = pos.sum(-1).astype(lam.dtype)
+    inv_sum = jnp.where(pos, 1.0 / jnp.where(pos, lam, 1.0), 0.0).sum(-1)
+    lo = jnp.maximum(ridge, (rank - m) / inv_sum)
+    hi = ridge + lam.sum(-1) * (1.0 / n + inv_N)
+    solvable = lo > 0  # otherwise ridge == 0 and min(n, N) >= rank: gamma = 0 (RFE-5)
+    log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
+    log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
+
+    def above_root(log_g):  # a < min(n, N) and gamma (1 - a/n)(1 - a/N) > ridge
+        g = jnp.exp(log_g)
+        a = jnp.where(pos, lam / (lam + g[..., None]), 0.0).sum(-1)
+        ok = a < m
+        return ok & (g * (1.0 - a / n) * (1.0 - a * inv_N) > ridge)
+
+    def step(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        up = above_root(mid)
+        return jnp.where(up, a, mid), jnp.where(up, mid, b)
+
+    a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
+    g0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 1.0))
+    # Newton on h(g) = g (1 - a/n)(1 - a/N) - ridge; with -g a'(g) = a - b:
+    # h'(g) = (1 - a/n)(1 - a/N) + (a - b)/n (1 - a/N) + (1 - a/n)(a - b)/N     (RFE-3)
+    _, _, a0, _, amb0 = _spectral_sums(lam, pos, g0)
+    fn, fN = 1.0 - a0 / n, 1.0 - a0 * inv_N
+    h = g0 * fn * fN - ridge
+    slope = fn * fN + amb0 / n * fN + fn * amb0 * inv_N
+    slope = jnp.where(solvable & (slope > 0), slope, 1.0)  # 0 only at ridgeless n == N
+    return jnp.where(solvable, g0 - h / slope, 0.0)
+
+
+def _rf_eigen_risk(lam, v, n, N, ridge, noise):
+    pos = lam > 0
+    rank = pos.sum(-1).astype(lam.dtype)
+    inv_N = 1.0 / N
+    gamma = _solve_gamma(lam, pos, n, N, ridge)
+    q, r, a, _b, amb = _spectral_sums(lam, pos, gamma)
+    live = gamma > 0
+    # The two factors of (RFE-3), f_n = 1 - a/n and f_N = 1 - a/N, with f_n f_N = ridge/gamma.
+    # The smaller one (the side with fewer of n, N) suffers cancellation near interpolation,
+    # so it is recovered from the product; at ridge = 0 it is exactly 0.
+    n_small = n <= N
+    d_n, d_N = 1.0 - a / n, 1.0 - a * inv_N
+    ratio = ridge / jnp.where(live, gamma, 1.0)
+    safe = lambda x: jnp.where(x > 0, x, 1.0)
+    f_n = jnp.where(live & n_small, ratio / safe(d_N), d_n)
+    f_N = jnp.where(live & ~n_small, ratio / safe(d_n), d_N)
+    # theta = (a - b)/(N - b) (RFE-6), written with 1/N; 0 when gamma = 0 (where a = b = rank)
+    t_den = f_N + amb * inv_N
+    theta = jnp.where(live, amb * inv_N / jnp.where(live, safe(t_den), 1.0), 0.0)
+    n_theta = jnp.where(live, f_N * amb / jnp.where(live, safe(t_den), 1.0), 0.0)  # (N - a) theta
+    df2 = a - n_theta  # effective df of the variance (RFE-6)
+    gap = f_n + n_theta / n  # 1 - df2/n (RFE-8)
+    at_threshold = (ridge == 0) & jnp.where(live, n == N, n == rank)  # (RFE-11)
+    gap = jnp.where(at_threshold, 1.0, gap)
+    v2 = v * v
+    signal_left = (v2 * r * r).sum(-1) + theta * (v2 * r * q).sum(-1)  # (RFE-7)
+    bias = jnp.where(at_threshold, jnp.where(signal_left > 0, jnp.inf, 0.0), signal_left / gap)
+    var_factor = jnp.where(at_threshold, jnp.inf, (df2 / n) / gap)
+    variance = jnp.where(noise > 0, noise * var_factor, 0.0)
+    excess = bias + variance
+    test = excess + noise
+    # (RFE-9): train = (ridge / kappa_1)^2 test = f_n^2 test, exactly 0 when RF interpolates
+    interpolates = (ridge == 0) & (n <= N) & (n <= rank)
+    train = jnp.where(interpolates, 0.0, f_n**2 * jnp.where(interpolates, 0.0, test))
+    return RidgeRisk(gamma, bias, variance, excess, test, train)
+
+
+def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0) -> RidgeRisk:
+    r"""Deterministic-equivalent risk of random-feature ridge regression
+    (theory/random_features_eigen.md (RFE-1)–(RFE-11)).
+
+    Args:
+      eigenvalues: Mercer eigenvalues ``lambda_i >= 0`` of the expected feature kernel
+        (shape ``(p,)``), at least one > 0.
+      target_coeffs: ``v_i``, the target's coefficients on the orthonormal eigenfunctions
+        (shape ``(p,)``); the power of mode i is ``v_i^2``.  A ``v_i`` on a mode with
+        ``lambda_i = 0`` is unlearnable and stays in the bias.
+      n: number of training samples (>= 1; may be a float or traced array).
+      n_features: number of random features N (>= 1; may be a float or traced array).
+      ridge: ``lambda >= 0`` in ``(1/n)||y - Phi a/sqrt(N)||^2 + lambda ||a||^2``; the
+        kernel-form ridge on ``K_hat(X, X)`` is ``n * ridge``.
+      noise: label-noise variance ``>= 0``.
+
+    Returns:
+      :class:`rfsim.theory.ridge.RidgeRisk` with ``kappa`` = gamma of (RFE-3) (effective
+      ridge of the equivalent kernel problem; the data-level effective ridge of the feature
+      regression is ``kappa * (1 - a/N)``), ``bias`` (noise-free part of the excess risk,
+      including the feature-sampling variance, (RFE-7), (RFE-8)), ``variance`` (part
+      proportional to ``noise``), ``excess_risk``, ``test_mse = excess_risk + noise`` and
+      ``train_mse = (1 - a/n)^2 test_mse`` (RFE-9).
+
+    ``n``, ``n_features``, ``ridge`` and ``noise`` broadcast together; the function is
+    jittable, vmappable and differentiable in all four.  With ``ridge = 0`` the risk is
+    ``+inf`` (never NaN) exactly at the interpolation thresholds ``n == n_features <
+    rank`` and ``n == rank <= n_features`` (RFE-11), unless the numerator vanishes.
+    """
+    require(
+        "eigenvalues",
+        eigenvalues,
+        lambda a: (a >= 0).all() and (a > 0).any(),
+        ">= 0 with at least one > 0",
+    )
+    require_finite("target_coeffs", target_coeffs)
+    require("n", n, lambda a: a >= 1, ">= 1")
+    require("n_features", n_features, lambda a: a >= 1, ">= 1")
+    require_nonnegative("ridge", ridge)
+    require_nonnegative("noise", noise)
+    lam = jnp.asarray(eigenvalues)
+    if not jnp.issubdtype(lam.dtype, jnp.floating):
+        lam = lam.astype(jnp.result_type(float))
+    v = jnp.asarray(target_coeffs, dtype=lam.dtype)
+    if lam.ndim != 1 or v.shape != lam.shape:
+        raise ValueError(
+            f"eigenvalues and target_coeffs must be 1-d of equal length, got shapes "
+            f"{lam.shape} and {v.shape}"
+        )
+    n, N, ridge, noise = jnp.broadcast_arrays(
+        *(jnp.asarray(x, dtype=lam.dtype) for x in (n, n_features, ridge, noise))
+    )
+    return _rf_eigen_risk(lam, v, n, N, ridge, noise)
