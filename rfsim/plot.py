@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -72,14 +73,19 @@ def plot_run(run_dir: str | Path, *, formats=("png", "pdf")) -> Path:
         ax.errorbar(xs, mean, yerr=sem, fmt="o", ms=4, color=color, capsize=2, label=name)
         xs_all += list(xs)
         ys_all += list(mean[np.isfinite(mean)]) + list(theory[finite])
-    if spec.get("logx", _auto_log(xs_all)):
-        ax.set_xscale("log")
-    if spec.get("logy", _auto_log(ys_all)):
-        ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    for axis, values, key in ((ax.xaxis, xs_all, "logx"), (ax.yaxis, ys_all, "logy")):
+        if spec.get(key, _auto_log(values)):
+            (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+            if _auto_log(values):  # over a decade: label the decades only
+                axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(spec.get("xlabel", x))
     ax.set_ylabel(spec.get("ylabel", metric))
-    ax.set_title(spec.get("title", exp.get("description") or exp.get("name", "")), fontsize=9)
-    ax.legend(fontsize=7, title="lines: theory, markers: simulation ± sem", title_fontsize=7)
+    title = spec.get("title", exp.get("description") or exp.get("name", ""))
+    ax.set_title(textwrap.fill(title, 60), fontsize=8)
+    ax.legend(fontsize=6, title="lines: theory; markers: simulation ± sem", title_fontsize=6,
+              framealpha=0.7, loc=spec.get("legend", "best"))
     out = None
     for fmt in formats:
         path = run_dir / f"figure.{fmt}"
