@@ -5,7 +5,8 @@ Each check kind is a function ``(rows, spec) -> Verdict`` over summary rows
 
 * ``statistical``: every selected row has ``|mean - theory| <= max_abs_z * sem
   + rel_tol * |theory| + abs_tol`` (stated finite-size and round-off allowances;
-  both 0 by default).
+  both 0 by default).  The verdict also reports the check's resolution: the smallest
+  relative error of the prediction it would detect (min over rows of allowance/|theory|).
 * ``exact``: ``|mean - theory| <= rel_tol * |theory|`` (default 1e-8), for
   deterministic quantities.
 * ``monotone``: each curve of ``metric`` against ``x`` (optionally at the best value of
@@ -91,12 +92,14 @@ def statistical(rows: list[dict], spec: dict) -> tuple[bool, str]:
     chosen, dropped = select(rows, spec)
     if not chosen:
         return False, "no rows with a finite prediction to compare"
-    worst, worst_ratio, max_abs_z = None, -1.0, 0.0
+    worst, worst_ratio, max_abs_z, resolution = None, -1.0, 0.0, math.inf
     for r in chosen:
         mean, theory, sem = (to_float(r[k]) for k in ("mean", "theory", "sem"))
         if not math.isfinite(mean):
             return False, f"non-finite simulation mean at {_label(r, keys=_varying(chosen))}"
         allowed = max_z * (sem if math.isfinite(sem) else 0.0) + rel_tol * abs(theory) + abs_tol
+        if theory != 0:
+            resolution = min(resolution, allowed / abs(theory))
         gap = abs(mean - theory)
         ratio = gap / allowed if allowed > 0 else (0.0 if gap == 0 else math.inf)
         z = gap / sem if sem > 0 else (0.0 if gap == 0 else math.inf)
@@ -110,6 +113,7 @@ def statistical(rows: list[dict], spec: dict) -> tuple[bool, str]:
         f"({allowance}) at {_label(worst, keys=_varying(chosen)) or 'the only point'}; "
         f"{len(chosen)} points"
         + (f", {dropped} with infinite/missing theory left out" if dropped else "")
+        + f"; detects a prediction off by > {resolution:.1%}"
     )
     return worst_ratio <= 1.0, figure
 

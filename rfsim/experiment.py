@@ -219,7 +219,7 @@ def quick(exp: Experiment) -> Experiment:
     checks = q.get("check", exp.checks)
     new = dataclasses.replace(
         exp, params=params, grid=grid, seeds=q.get("seeds", min(exp.seeds, 8)),
-        checks=tuple(checks if isinstance(checks, list) else [checks]),
+        checks=tuple([checks] if isinstance(checks, dict) else checks),
     )
     validate_experiment(new)
     return new

@@ -121,3 +121,18 @@ def test_console_script_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "error: ridge must be >= 0, got -1\n"
     assert not Path(tmp_path / "runs").exists()
+
+
+def test_shipped_check_passes_and_fails_when_prediction_is_5_percent_off(tmp_path, capsys):
+    """`rfsim check` on a shipped experiment (quick mode): PASS, and exit 1 at 1.05x theory."""
+    args = ["check", "--only", "linear_ridge_powerlaw", "--out-root", tmp_path, "--quiet"]
+    code, stdout, _ = _run(capsys, *args)
+    assert code == 0 and "all claims PASS" in stdout
+    code, stdout, _ = _run(capsys, *args, "--perturb", "1.05")
+    assert code == 1 and "FAIL" in stdout
+
+
+@pytest.mark.slow
+def test_every_shipped_claim_passes_in_quick_mode(tmp_path, capsys):
+    code, stdout, _ = _run(capsys, "check", "--out-root", tmp_path, "--quiet")
+    assert code == 0, stdout

@@ -1,0 +1,185 @@
+r"""Model family ``deep-rf``: ridge readout on deep frozen random features
+(theory/deep_random_features.md; Schröder, Cui, Dmitriev, Loureiro 2023, arXiv:2302.00401).
+
+Network (DRF-1).  ``x ~ N(0, I_d)``; ``L = len(widths)`` frozen layers
+``h_l = sigma(W_l h_{l-1} / sqrt(k_{l-1})) - c_l`` with ``W_l`` Gaussian of shape
+``(k_l, k_{l-1})``, ``k_0 = d``.  With ``centered = True`` (default) ``c_l`` is each neuron's
+population mean ``E[sigma(u_l) | W]``, estimated once per configuration on 16384 calibration
+inputs; with ``centered = False``, ``c_l = 0``.
+
+Frozen means frozen.  The weights ``W_l``, the target's coefficients and the calibration
+inputs are drawn from the FIXED key ``jax.random.key(weight_seed)`` (``fold_in`` 0, 1, 2);
+they do not change with the simulation seed.  Each seed redraws only the data: training
+inputs, label noise, test inputs.  ``predict`` is the theory for exactly those weights, so
+simulation and prediction describe the same network.  (To average over weight draws, put
+``weight_seed`` on a grid.)
+
+Readout (DRF-2).  ``Z = H_L / sqrt(k_L)``; ``a_hat = argmin (1/n)||y - Z a||^2 + ridge ||a||^2``
+(ridge 0: min-norm), solved by :func:`rfsim.solvers.gram_eigh` / ``ridge_from_eigh``, so a
+vmap over ``ridge`` alone shares one eigendecomposition.
+
+Targets (``y = f*(x) + eps``, ``Var eps = noise``):
+
+* ``"linear"``: ``f*(x) = <beta, x> / sqrt(d)``, ``beta ~ N(0, I_d)`` frozen (DRF-8);
+* ``"shared"``: ``f*(x) = <h_L(x), theta> / sqrt(k_L)``, ``theta ~ N(0, I_{k_L})`` frozen: the
+  target shares the learner's layers (DRF-7).
+
+Metrics:
+
+* ``excess_risk = E_x (f*(x) - <z(x), a_hat>)^2``, estimated on ``n_test`` (default 4000)
+  fresh noiseless test points per seed (unbiased for the population excess risk of the
+  trained readout);
+* ``test_mse = excess_risk + noise``;
+* ``train_mse = (1/n)||y - Z a_hat||^2``.
+
+``predict`` is :func:`rfsim.theory.deep_rf.deep_rf_risk` (DRF-11) with ``recursion`` (static:
+``"linearized"`` (DRF-4) or ``"exact"`` (DRF-5)) for the same weights and target.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfsim.activations import get_activation
+from rfsim.config import model_config, param, static
+from rfsim.features import deep_weights
+from rfsim.models import register
+from rfsim.solvers import gram_eigh, ridge_from_eigh
+from rfsim.theory.deep_rf import RECURSIONS, check_recursion, deep_rf_risk
+from rfsim.validation import require_int, require_nonnegative
+
+TARGETS = ("linear", "shared")
+CALIBRATION = 16384  # inputs used to estimate the centring constants c_l
+
+
+@model_config
+class DeepRFConfig:
+    d: int = static(doc="input dimension; x ~ N(0, I_d)")
+    n: int = static(doc="training samples")
+    widths: tuple = static(doc="hidden widths (k_1, ..., k_L); the depth is L = len(widths)")
+    activation: str = static("relu", doc="relu, erf, tanh, gelu or linear")
+    target: str = static("linear", doc="'linear' (<beta, x>/sqrt d) or 'shared' (<h_L, theta>/sqrt k_L)")
+    centered: bool = static(True, doc="subtract each neuron's population mean at every layer")
+    recursion: str = static("linearized", doc="theory: 'linearized' (any activation) or "
+                            "'exact' (relu, erf, linear)")
+    n_test: int = static(4000, doc="fresh test points per seed for the excess risk")
+    weight_seed: int = static(0, doc="seed of the frozen weights and target (fixed per config)")
+    ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Z a||^2 + lambda ||a||^2, Z = H_L/sqrt(k_L)")
+    noise: float = param(0.0, doc="label-noise variance")
+
+    def validate(self):
+        require_int("d", self.d)
+        require_int("n", self.n)
+        widths = self.widths
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, (list, tuple)) \
+                or len(widths) == 0:
+            raise ValueError(f"widths must be a non-empty list of integers >= 1, got {widths!r}")
+        for i, k in enumerate(widths):
+            require_int(f"widths[{i}]", k)
+        object.__setattr__(self, "widths", tuple(int(k) for k in widths))
+        if not isinstance(self.activation, str):
+            raise ValueError(f"activation must be a string name, got {self.activation!r}")
+        get_activation(self.activation)
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {list(TARGETS)}, got {self.target!r}")
+        if self.recursion not in RECURSIONS:
+            raise ValueError(f"recursion must be one of {list(RECURSIONS)}, "
+                             f"got {self.recursion!r}")
+        if not isinstance(self.centered, (bool, np.bool_)):
+            raise ValueError(f"centered must be true or false, got {self.centered!r}")
+        require_int("n_test", self.n_test)
+        require_int("weight_seed", self.weight_seed, minimum=0)
+        require_nonnegative("ridge", self.ridge)
+        require_nonnegative("noise", self.noise)
+        # "exact" needs relu/erf/linear and zero-mean pre-activations: fail here, not mid-sweep
+        check_recursion(self.activation, self.recursion, centered=bool(self.centered),
+                        depth=len(self.widths))
+
+
+def _forward(x, weights, sigma, consts):
+    """h_L for a batch: h_l = sigma(W_l h_{l-1}/sqrt(k_{l-1})) - c_l (DRF-1)."""
+    h = x
+    for W, c in zip(weights, consts):
+        h = sigma((h @ W.T) / math.sqrt(W.shape[1])) - c
+    return h
+
+
+@functools.lru_cache(maxsize=32)
+def frozen(d: int, widths: tuple, activation: str, centered: bool, target: str,
+           weight_seed: int, dtype: str = "float64"):
+    """The frozen network of a configuration: ``(weights, centring constants, coefficients)``.
+
+    Drawn from ``key(weight_seed)`` only (never from a simulation seed) and computed eagerly,
+    so the arrays enter compiled programs as constants.
+    """
+    with jax.ensure_compile_time_eval():
+        root = jax.random.key(weight_seed)
+        weights = deep_weights(jax.random.fold_in(root, 0), d, list(widths), dtype)
+        size = widths[-1] if target == "shared" else d
+        coeffs = jax.random.normal(jax.random.fold_in(root, 1), (size,), dtype)
+        sigma = get_activation(activation)
+        consts = [jnp.zeros(k, dtype) for k in widths]
+        if centered:
+            h = jax.random.normal(jax.random.fold_in(root, 2), (CALIBRATION, d), dtype)
+            for l, W in enumerate(weights):
+                a = sigma((h @ W.T) / math.sqrt(W.shape[1]))
+                consts[l] = a.mean(axis=0)
+                h = a - consts[l]
+        return tuple(weights), tuple(consts), coeffs
+
+
+def _frozen(cfg: DeepRFConfig):
+    return frozen(cfg.d, cfg.widths, cfg.activation, bool(cfg.centered), cfg.target,
+                  cfg.weight_seed, jnp.dtype(jnp.result_type(float)).name)
+
+
+def simulate(key: jax.Array, cfg: DeepRFConfig) -> dict[str, jax.Array]:
+    """One draw of training data, noise and test data through the frozen network."""
+    weights, consts, coeffs = _frozen(cfg)
+    sigma = get_activation(cfg.activation)
+    dtype = coeffs.dtype
+    k_x, k_eps, k_test = jax.random.split(key, 3)
+    root_k = math.sqrt(cfg.widths[-1])
+    X = jax.random.normal(k_x, (cfg.n, cfg.d), dtype)
+    Xt = jax.random.normal(k_test, (cfg.n_test, cfg.d), dtype)
+    Z = _forward(X, weights, sigma, consts) / root_k
+    Zt = _forward(Xt, weights, sigma, consts) / root_k
+    if cfg.target == "shared":
+        f, ft = Z @ coeffs, Zt @ coeffs
+    else:
+        f, ft = X @ coeffs / math.sqrt(cfg.d), Xt @ coeffs / math.sqrt(cfg.d)
+    noise = jnp.asarray(cfg.noise, dtype)
+    y = f + jnp.sqrt(noise) * jax.random.normal(k_eps, (cfg.n,), dtype)
+    a_hat = ridge_from_eigh(gram_eigh(Z), Z, y, cfg.ridge)
+    excess = jnp.mean((ft - Zt @ a_hat) ** 2)
+    return {
+        "excess_risk": excess,
+        "test_mse": excess + noise,
+        "train_mse": jnp.mean((y - Z @ a_hat) ** 2),
+    }
+
+
+def predict(cfg: DeepRFConfig) -> dict[str, jax.Array]:
+    """Deterministic equivalent (DRF-11) for the same frozen weights and target."""
+    weights, _, coeffs = _frozen(cfg)
+    extra = {"theta": coeffs} if cfg.target == "shared" else {"beta": coeffs}
+    r = deep_rf_risk(list(weights), activation=cfg.activation, n=cfg.n, ridge=cfg.ridge,
+                     noise=cfg.noise, target=cfg.target, centered=bool(cfg.centered),
+                     recursion=cfg.recursion, **extra)
+    return {"excess_risk": r.excess_risk, "test_mse": r.test_mse, "train_mse": r.train_mse}
+
+
+MODEL = register(
+    "deep-rf",
+    DeepRFConfig,
+    simulate,
+    predict,
+    metrics=("excess_risk", "test_mse", "train_mse"),
+    description="ridge readout on deep frozen random features (Schröder, Cui, Dmitriev, "
+    "Loureiro 2023 deterministic equivalent with layer-wise population covariances)",
+)
