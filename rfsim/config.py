@@ -20,6 +20,7 @@ from typing import Any
 import jax
 
 from rfsim.activations import closest
+from rfsim.validation import require_scalar
 
 _KIND = "rfsim_kind"
 
@@ -49,6 +50,8 @@ def field_names(cls_or_cfg) -> tuple[str, ...]:
 def model_config(cls):
     """Make ``cls`` a frozen dataclass, a registered pytree, and self-validating."""
     def __post_init__(self):
+        for name in param_fields(self):
+            require_scalar(name, getattr(self, name))
         validate = getattr(self, "validate", None)
         if validate is not None:
             validate()

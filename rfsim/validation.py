@@ -26,13 +26,33 @@ def _fmt(value) -> str:
     return np.array2string(arr, threshold=6, precision=4)
 
 
+def as_real_array(name: str, value) -> np.ndarray:
+    """``value`` as a float array; bools, strings, None and ragged lists name the field."""
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if np.asarray(value).dtype == bool:
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    return arr
+
+
 def require_finite(name: str, value) -> None:
     """Raise ``ValueError`` if any entry of a concrete ``value`` is NaN or infinite."""
     if not is_concrete(value):
         return
-    arr = np.asarray(value, dtype=float)
+    arr = as_real_array(name, value)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {_fmt(value)}")
+
+
+def require_scalar(name: str, value) -> None:
+    """A concrete config parameter must be one real number (not a list or array)."""
+    if is_concrete(value) and as_real_array(name, value).ndim != 0:
+        raise ValueError(f"{name} must be a single number, got {value!r} (to sweep it, put it "
+                         "in [grid])")
 
 
 def require(name: str, value, ok, allowed: str) -> None:
@@ -43,7 +63,7 @@ def require(name: str, value, ok, allowed: str) -> None:
     if not is_concrete(value):
         return
     require_finite(name, value)
-    arr = np.asarray(value, dtype=float)
+    arr = as_real_array(name, value)
     if not bool(np.all(ok(arr))):
         raise ValueError(f"{name} must be {allowed}, got {_fmt(value)}")
 
