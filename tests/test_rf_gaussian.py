@@ -1,4 +1,4 @@
-"""Model family rf-gaussian (theory/random_features_eigen.md §5).
+"""Model family rf-gaussian (theory/random_features.md §2.5).
 
 Exact: the simulator's metrics against a numpy kernel-form reference on the same draws;
 least squares with full-span features is exact.  Statistical: seed means over 16 fixed keys

@@ -1,4 +1,4 @@
-"""Exact tier: rfsim.theory.rf_eigen.rf_eigen_risk (theory/random_features_eigen.md).
+"""Exact tier: rfsim.theory.rf_eigen.rf_eigen_risk (theory/random_features.md §2).
 
 (a) an independent implementation: the two level-wise equations of (RFE-3) solved separately
     with scipy.optimize.brentq, and the risk ingredients obtained by *complex-step

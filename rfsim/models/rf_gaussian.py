@@ -1,5 +1,5 @@
 r"""Model family ``rf-gaussian``: linear random-feature ridge regression on Gaussian data
-(theory/random_features_eigen.md §5), the setting of Simon et al. (arXiv:2311.14646).
+(theory/random_features.md §2.5), the setting of Simon et al. (arXiv:2311.14646).
 
 Data: ``x ~ N(0, I)`` in R^{n_modes}; the expected kernel has eigenvalues
 ``lambda_i = i^(-spectrum_decay)`` and eigenfunctions ``e_i(x) = x_i``.  Features
@@ -87,7 +87,7 @@ def simulate(key: jax.Array, cfg: RFGaussianConfig) -> dict[str, jax.Array]:
 
 
 def predict(cfg: RFGaussianConfig) -> dict[str, jax.Array]:
-    """RF eigenframework (theory/random_features_eigen.md (RFE-1)-(RFE-11))."""
+    """RF eigenframework (theory/random_features.md §2 (RFE-1)-(RFE-11))."""
     lam, v = population(cfg)
     r = rf_eigen_risk(lam, v, n=cfg.n, n_features=cfg.n_features, ridge=cfg.ridge, noise=cfg.noise)
     return {"excess_risk": r.excess_risk, "test_mse": r.test_mse, "train_mse": r.train_mse,

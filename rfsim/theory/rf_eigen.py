@@ -1,6 +1,6 @@
 r"""Deterministic equivalent of random-feature ridge regression for a given kernel spectrum.
 
-Implements theory/random_features_eigen.md, Eqs. (RFE-1)–(RFE-11): the "RF eigenframework"
+Implements theory/random_features.md §2, Eqs. (RFE-1)–(RFE-11): the "RF eigenframework"
 of Simon, Karkada, Ghosh & Belkin (arXiv:2311.14646, §4), equivalently the two-level
 renormalized ridge of Bach (arXiv:2303.01372) and Atanasov, Zavatone-Veth & Pehlevan
 (arXiv:2405.00592).  Conventions (RFE-1):
@@ -136,7 +136,7 @@ def _rf_eigen_risk(lam, v, n, N, ridge, noise):
 
 def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0) -> RidgeRisk:
     r"""Deterministic-equivalent risk of random-feature ridge regression
-    (theory/random_features_eigen.md (RFE-1)–(RFE-11)).
+    (theory/random_features.md §2 (RFE-1)–(RFE-11)).
 
     Args:
       eigenvalues: Mercer eigenvalues ``lambda_i >= 0`` of the expected feature kernel
