@@ -33,7 +33,12 @@ class Model:
 _REGISTRY: dict[str, Model] = {}
 
 # Families that register themselves on import; imported lazily by get_model/available.
-_BUILTIN = ("rfsim.models.linear_ridge", "rfsim.models.rf_ridge", "rfsim.models.rf_gaussian")
+_BUILTIN = (
+    "rfsim.models.linear_ridge",
+    "rfsim.models.rf_ridge",
+    "rfsim.models.rf_gaussian",
+    "rfsim.models.deep_rf",
+)
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="") -> Model:

@@ -68,10 +68,10 @@ from rfsim.theory.ridge import RidgeRisk, ridge_risk
 from rfsim.validation import is_concrete, require_finite, require_nonnegative
 
 __all__ = [
-    "DeepRFPopulation",
-    "LayerStats",
     "RECURSIONS",
     "TARGETS",
+    "DeepRFPopulation",
+    "LayerStats",
     "check_recursion",
     "deep_rf_population",
     "deep_rf_risk",
@@ -211,12 +211,15 @@ def _layers(weights, sigma, omega0, centered, recursion):
     return out
 
 
+_layers_jit = jax.jit(_layers, static_argnums=(1, 3, 4))
+
+
 # --------------------------------------------------------------------------- validation
 
 
 def _check_weights(field: str, weights, d: int | None = None) -> list:
-    if isinstance(weights, jax.Array) or isinstance(weights, np.ndarray) \
-            or not isinstance(weights, Sequence) or len(weights) == 0:
+    if isinstance(weights, (jax.Array, np.ndarray)) or not isinstance(weights, Sequence) \
+            or len(weights) == 0:
         raise ValueError(
             f"{field} must be a non-empty list of 2-D arrays W_l of shape (k_l, k_(l-1)), "
             f"got {type(weights).__name__}"
@@ -316,7 +319,7 @@ def layer_statistics(weights, *, activation, input_cov=None, centered: bool = Tr
     omega0 = _check_input_cov(input_cov, d)
     check_recursion(activation, recursion, centered=bool(centered), depth=len(Ws))
     dtype = jnp.result_type(*Ws, float)
-    return _layers(Ws, sigma, _input_cov(omega0, d, dtype), bool(centered), recursion)
+    return _layers_jit(Ws, sigma, _input_cov(omega0, d, dtype), bool(centered), recursion)
 
 
 # --------------------------------------------------------------------------- (DRF-7)-(DRF-11)
@@ -369,6 +372,18 @@ def _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, t
 
 
 _population_jit = jax.jit(_population, static_argnums=(5, 6, 7, 8, 9))
+
+
+@partial(jax.jit, static_argnums=(5, 6, 7, 8, 9))
+def _risk_jit(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, target, centered,
+              recursion, n, ridge, noise):
+    pop = _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, target,
+                      centered, recursion)
+    r = ridge_risk(pop.eigenvalues, pop.target_coeffs, n=n, ridge=ridge,
+                   noise=noise + pop.residual)  # (DRF-11)
+    bias = r.bias + pop.residual
+    excess = bias + r.variance
+    return RidgeRisk(r.kappa, bias, r.variance, excess, excess + noise, r.train_mse)
 
 
 def _prepare(weights, activation, target, theta, beta, teacher_weights, teacher_activation,
@@ -457,17 +472,12 @@ def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "sha
     """
     require_nonnegative("ridge", ridge)
     require_nonnegative("noise", noise)
-    if is_concrete(n):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    pop = deep_rf_population(weights, activation=activation, target=target, theta=theta,
-                             beta=beta, teacher_weights=teacher_weights,
-                             teacher_activation=teacher_activation, input_cov=input_cov,
-                             centered=centered, recursion=recursion)
-    dtype = pop.eigenvalues.dtype
-    noise = jnp.asarray(noise, dtype)
-    r = ridge_risk(pop.eigenvalues, pop.target_coeffs, n=n, ridge=jnp.asarray(ridge, dtype),
-                   noise=noise + pop.residual)
-    bias = r.bias + pop.residual
-    excess = bias + r.variance
-    return RidgeRisk(r.kappa, bias, r.variance, excess, excess + noise, r.train_mse)
+    if is_concrete(n) and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                           or n < 1):
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    args = _prepare(weights, activation, target, theta, beta, teacher_weights,
+                    teacher_activation, input_cov, centered, recursion)
+    dtype = args[4].dtype
+    ridge, noise = jnp.broadcast_arrays(jnp.asarray(ridge, dtype), jnp.asarray(noise, dtype))
+    return _risk_jit(*args, jnp.asarray(n, dtype), ridge, noise)
+
