@@ -53,10 +53,10 @@ def numpy_loop(seeds: int, hoist_gram: bool) -> np.ndarray:
     return out
 
 
-def rfsim_run(seeds: int, out: str) -> float:
+def rfsim_run(seeds: int, out: str, ridges=RIDGES) -> float:
     exp = from_dict({"model": "linear-ridge", "seeds": seeds,
                      "params": {"d": D, "noise": NOISE},
-                     "grid": {"n": list(NS), "ridge": [float(x) for x in RIDGES]}},
+                     "grid": {"n": list(NS), "ridge": [float(x) for x in ridges]}},
                     name="bench")
     t = time.perf_counter()
     run_experiment(exp, out=out, plot=False)
@@ -70,6 +70,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cold = rfsim_run(args.seeds, f"{tmp}/a")
         warm = rfsim_run(args.seeds, f"{tmp}/b")
+        rfsim_run(args.seeds, f"{tmp}/c", RIDGES[:1])
+        one = rfsim_run(args.seeds, f"{tmp}/d", RIDGES[:1])
     t = time.perf_counter()
     numpy_loop(args.seeds, hoist_gram=False)
     naive = time.perf_counter() - t
@@ -81,6 +83,7 @@ def main():
     print(f"workload: d={D}, n={NS}, {len(RIDGES)} ridges, {args.seeds} seeds, float64")
     print(f"rfsim cold (with compilation): {cold:8.2f} s")
     print(f"rfsim warm:                    {warm:8.2f} s")
+    print(f"rfsim warm, 1 ridge:           {one:8.2f} s   (20 ridges / 1 ridge = {warm / one:.2f}x)")
     print(f"numpy naive loop:              {naive:8.2f} s   ratio naive/rfsim-warm = "
           f"{naive / warm:5.1f}x  (cold {naive / cold:4.1f}x)")
     print(f"numpy loop, Gram hoisted:      {gram:8.2f} s   ratio gram/rfsim-warm  = "

@@ -3,7 +3,7 @@
 # float64, the two benchmarks with the GPU running rfsim and the host CPUs the baselines,
 # and the exact/engine test tiers on the GPU.  Writes a log and the summaries to $OUT.
 set -u
-export PYTHONPATH=$PWD PYTHONWARNINGS=ignore
+export PYTHONPATH=$PWD PYTHONWARNINGS=ignore XLA_PYTHON_CLIENT_PREALLOCATE=false
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 log() { echo "== $*" | tee -a "$OUT/log.txt"; }
 {
