@@ -26,10 +26,10 @@ import time
 import jax
 
 jax.config.update("jax_enable_x64", True)
-import numpy as np  # noqa: E402
+import numpy as np
 
-from rfsim.experiment import from_dict  # noqa: E402
-from rfsim.runner import run_experiment  # noqa: E402
+from rfsim.experiment import from_dict
+from rfsim.runner import run_experiment
 
 D, NS, RIDGES, NOISE = 400, (200, 400, 800), np.logspace(-4, 1, 20), 0.5
 
@@ -83,7 +83,8 @@ def main():
     print(f"workload: d={D}, n={NS}, {len(RIDGES)} ridges, {args.seeds} seeds, float64")
     print(f"rfsim cold (with compilation): {cold:8.2f} s")
     print(f"rfsim warm:                    {warm:8.2f} s")
-    print(f"rfsim warm, 1 ridge:           {one:8.2f} s   (20 ridges / 1 ridge = {warm / one:.2f}x)")
+    print(f"rfsim warm, 1 ridge:           {one:8.2f} s   "
+          f"(20 ridges / 1 ridge = {warm / one:.2f}x)")
     print(f"numpy naive loop:              {naive:8.2f} s   ratio naive/rfsim-warm = "
           f"{naive / warm:5.1f}x  (cold {naive / cold:4.1f}x)")
     print(f"numpy loop, Gram hoisted:      {gram:8.2f} s   ratio gram/rfsim-warm  = "

@@ -25,12 +25,12 @@ import time
 import jax
 
 jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
 
-from rfsim.experiment import from_dict  # noqa: E402
-from rfsim.runner import run_experiment  # noqa: E402
-from rfsim.theory.mei_montanari import mei_montanari  # noqa: E402
+from rfsim.experiment import from_dict
+from rfsim.runner import run_experiment
+from rfsim.theory.mei_montanari import mei_montanari
 
 D, N, NS, NTEST, NOISE = 200, 1000, 1000, 4000, 0.25
 RIDGES = np.logspace(-4, 1, 40)

@@ -36,11 +36,13 @@ def param(default=dataclasses.MISSING, *, doc: str = ""):
 
 
 def static_fields(cls_or_cfg) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls_or_cfg) if f.metadata.get(_KIND) == "static")
+    fields = dataclasses.fields(cls_or_cfg)
+    return tuple(f.name for f in fields if f.metadata.get(_KIND) == "static")
 
 
 def param_fields(cls_or_cfg) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls_or_cfg) if f.metadata.get(_KIND) != "static")
+    fields = dataclasses.fields(cls_or_cfg)
+    return tuple(f.name for f in fields if f.metadata.get(_KIND) != "static")
 
 
 def field_names(cls_or_cfg) -> tuple[str, ...]:

@@ -50,7 +50,7 @@ def runtime() -> dict[str, object]:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def command_line() -> list[str]:

@@ -94,7 +94,7 @@ def _with_params(cfg, values: dict):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _simulator(model: Model, batched: tuple[str, ...]) -> Callable:
     """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux."""
 
@@ -111,7 +111,7 @@ def _simulator(model: Model, batched: tuple[str, ...]) -> Callable:
     return jax.jit(run)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _predictor(model: Model, batched: tuple[str, ...]) -> Callable:
     def one(cfg, dyn):
         return model.predict(_with_params(cfg, dyn))

@@ -99,7 +99,7 @@ def test_sphere_isotropic_and_inputs_alias():
     np.testing.assert_array_equal(F.sphere_inputs(key, n, d), w)
 
 
-# --------------------------------------------------------------------------- expected kernels, exact
+# ------------------------------------------------------------------ expected kernels, exact
 
 
 def test_expected_kernel_exact_values():

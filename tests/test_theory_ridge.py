@@ -34,7 +34,7 @@ def brentq_reference(s, beta, n, ridge, noise):
     if ridge == 0 and n >= rank:
         kappa = 0.0
     else:
-        f = lambda k: np.sum(s / (s + k)) - n * (1 - ridge / k)  # noqa: E731
+        f = lambda k: np.sum(s / (s + k)) - n * (1 - ridge / k)
         kappa = brentq(f, max(ridge, 1e-300) if ridge else 1e-14 * s.max(), ridge + s.sum() / n,
                        xtol=1e-300, rtol=1e-15, maxiter=1000)
     pos = s > 0
@@ -71,8 +71,9 @@ def test_isotropic_matches_closed_form(d, n, ridge, noise):
 
 @pytest.mark.parametrize(
     "d,n,a,b,ridge,noise",
-    [(500, 100, 1.5, 1.0, 0.0, 0.5), (500, 800, 1.5, 1.0, 0.0, 0.5), (400, 400, 1.2, 1.4, 1e-4, 0.1),
-     (300, 50, 2.0, 2.5, 1e-2, 0.0), (300, 200, 1.1, 0.5, 10.0, 2.0), (50, 500, 1.0, 1.0, 1e-3, 1.0)],
+    [(500, 100, 1.5, 1.0, 0.0, 0.5), (500, 800, 1.5, 1.0, 0.0, 0.5),
+     (400, 400, 1.2, 1.4, 1e-4, 0.1), (300, 50, 2.0, 2.5, 1e-2, 0.0),
+     (300, 200, 1.1, 0.5, 10.0, 2.0), (50, 500, 1.0, 1.0, 1e-3, 1.0)],
 )
 def test_powerlaw_matches_brentq_reference(d, n, a, b, ridge, noise):
     s, beta = powerlaw(d, a, b)
@@ -106,7 +107,8 @@ def test_jit_vmap_and_eager_agree():
     s, beta = powerlaw(200, 1.5, 1.0)
     ridges = jnp.array([0.0, 1e-3, 1e-1, 1.0])
     f = jax.jit(jax.vmap(lambda lam: ridge_risk(s, beta, n=150, ridge=lam, noise=0.4).test_mse))
-    eager = [float(ridge_risk(s, beta, n=150, ridge=float(lam), noise=0.4).test_mse) for lam in ridges]
+    eager = [float(ridge_risk(s, beta, n=150, ridge=float(lam), noise=0.4).test_mse)
+             for lam in ridges]
     np.testing.assert_allclose(np.asarray(f(ridges)), eager, rtol=1e-12)
 
 
@@ -153,5 +155,6 @@ def test_fuzz_no_nan_and_consistent(eig, n, ridge, noise, seed):
     assert not np.isnan(vals).any()
     assert float(r.excess_risk) >= 0 and float(r.train_mse) >= 0
     if np.isfinite(float(r.excess_risk)):
-        assert float(r.test_mse) == pytest.approx(float(r.excess_risk) + noise, rel=1e-12, abs=1e-12)
+        want = float(r.excess_risk) + noise
+        assert float(r.test_mse) == pytest.approx(want, rel=1e-12, abs=1e-12)
         assert float(r.train_mse) <= float(r.test_mse) * (1 + 1e-12) + 1e-300

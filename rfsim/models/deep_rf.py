@@ -63,13 +63,17 @@ class DeepRFConfig:
     n: int = static(doc="training samples")
     widths: tuple = static(doc="hidden widths (k_1, ..., k_L); the depth is L = len(widths)")
     activation: str = static("relu", doc="relu, erf, tanh, gelu or linear")
-    target: str = static("linear", doc="'linear' (<beta, x>/sqrt d) or 'shared' (<h_L, theta>/sqrt k_L)")
+    target: str = static(
+        "linear", doc="'linear' (<beta, x>/sqrt d) or 'shared' (<h_L, theta>/sqrt k_L)"
+    )
     centered: bool = static(True, doc="subtract each neuron's population mean at every layer")
     recursion: str = static("linearized", doc="theory: 'linearized' (any activation) or "
                             "'exact' (relu, erf, linear)")
     n_test: int = static(4000, doc="fresh test points per seed for the excess risk")
     weight_seed: int = static(0, doc="seed of the frozen weights and target (fixed per config)")
-    ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Z a||^2 + lambda ||a||^2, Z = H_L/sqrt(k_L)")
+    ridge: float = param(
+        0.0, doc="lambda >= 0 in (1/n)||y - Z a||^2 + lambda ||a||^2, Z = H_L/sqrt(k_L)"
+    )
     noise: float = param(0.0, doc="label-noise variance")
 
     def validate(self):

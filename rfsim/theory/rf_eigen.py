@@ -24,7 +24,8 @@ effective ridge gamma, plus the extra feature-variance term theta (RFE-6), (RFE-
 
 As ``n_features -> inf`` the result tends to
 ``ridge_risk(eigenvalues, target_coeffs / sqrt(eigenvalues), n=n, ridge=ridge, noise=noise)``
-(RFE-10): ridge_risk's ``beta_i`` carries power ``s_i beta_i^2``, so ``beta_i = v_i / sqrt(lambda_i)``.
+(RFE-10): ridge_risk's ``beta_i`` carries power ``s_i beta_i^2``, so
+``beta_i = v_i / sqrt(lambda_i)``.
 
 Example::
 
