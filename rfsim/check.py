@@ -236,12 +236,30 @@ def register_check(kind: str, fn: Callable[[list[dict], dict], tuple[bool, str]]
     CHECKS[kind] = fn
 
 
-def evaluate(rows: list[dict], spec: dict, *, default_name: str = "check") -> Verdict:
-    """Run one claim ``spec`` (a [check] table) on summary rows."""
+SPEC_KEYS = ("kind", "name", "metric", "where", "max_abs_z", "rel_tol", "abs_tol", "x",
+             "optimize", "argmin_of", "value", "direction", "below", "above")
+
+
+def validate_spec(spec: dict) -> None:
+    """A [check] table names a known kind and only known keys (before any compute)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"each [[check]] must be a table, got {spec!r}")
     kind = spec.get("kind", "statistical")
     if kind not in CHECKS:
         raise ValueError(f"check kind must be one of {sorted(CHECKS)}, got {kind!r}"
                          + closest(kind, CHECKS))
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise ValueError(f"unknown check key {key!r}{closest(key, SPEC_KEYS)}; "
+                             f"allowed: {', '.join(SPEC_KEYS)}")
+    if "metric" not in spec:
+        raise ValueError("each [[check]] needs a `metric = \"...\"` line")
+
+
+def evaluate(rows: list[dict], spec: dict, *, default_name: str = "check") -> Verdict:
+    """Run one claim ``spec`` (a [check] table) on summary rows."""
+    validate_spec(spec)
+    kind = spec.get("kind", "statistical")
     passed, figure = CHECKS[kind](rows, spec)
     return Verdict(spec.get("name", default_name), kind, bool(passed), figure)
 

@@ -149,6 +149,13 @@ def validate_experiment(exp: Experiment) -> Model:
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
+    from rfsim.check import validate_spec
+
+    for spec in exp.checks:
+        validate_spec(spec)
+        if spec["metric"] not in model.metrics:
+            raise ExperimentError(f"check metric must be one of {list(model.metrics)}, got "
+                                  f"{spec['metric']!r}" + closest(spec["metric"], model.metrics))
     for point in grid_points(exp):
         make_config(model, point)
     return model

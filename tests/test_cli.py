@@ -136,3 +136,13 @@ def test_shipped_check_passes_and_fails_when_prediction_is_5_percent_off(tmp_pat
 def test_every_shipped_claim_passes_in_quick_mode(tmp_path, capsys):
     code, stdout, _ = _run(capsys, "check", "--out-root", tmp_path, "--quiet")
     assert code == 0, stdout
+
+
+def test_bad_check_table_is_caught_before_compute(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(EXPERIMENT.replace("max_abs_z = 4.0", "max_abs_zz = 4.0"))
+    code, _, err = _run(capsys, "run", path, "--out", tmp_path / "o")
+    assert code == 2 and "unknown check key 'max_abs_zz' (did you mean 'max_abs_z'?)" in err
+    path.write_text(EXPERIMENT.replace('metric = "excess_risk"', 'metric = "excess_rsik"'))
+    code, _, err = _run(capsys, "run", path, "--out", tmp_path / "o")
+    assert code == 2 and "did you mean 'excess_risk'?" in err and not (tmp_path / "o").exists()
