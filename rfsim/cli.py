@@ -78,7 +78,7 @@ def cmd_run(args) -> int:
                                       + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else ""))
     t0 = time.time()
     res = run_experiment(exp, out=out, shard=shard, chunk_size=args.chunk,
-                         progress=not args.quiet, plot=not args.no_plot)
+                         progress=not args.quiet, plot=not args.no_plot, replace=args.force)
     return _report(res, t0)
 
 
@@ -89,7 +89,8 @@ def cmd_demo(args) -> int:
     exp = _load(args, experiments_dir() / f"{DEMO}.toml")
     t0 = time.time()
     print(f"rfsim demo: {exp.description}")
-    res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet)
+    res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet,
+                         replace=True)
     return _report(res, t0)
 
 
@@ -109,7 +110,7 @@ def cmd_check(args) -> int:
     failures = 0
     for exp in exps:
         out = Path(args.out_root) / (exp.name + ("" if args.full else "-quick"))
-        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False)
+        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False, replace=True)
         rows = res.summary if args.perturb == 1.0 else perturb_theory(res.summary, args.perturb)
         for i, spec in enumerate(exp.checks):
             v = evaluate(rows, spec, default_name=f"{exp.name}#{i + 1}")
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", help="run shard i of N (0-based), e.g. 0/4")
     p.add_argument("--quick", action="store_true", help="apply the experiment's [quick] table")
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
+    p.add_argument("--force", action="store_true",
+                   help="rewrite the tables of a run directory holding another experiment")
     _common(p)
     p.set_defaults(func=cmd_run)
 

@@ -109,13 +109,10 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
                            ("plot", raw.get("plot", {})), ("quick", raw.get("quick", {}))):
         if not isinstance(value, dict):
             raise ExperimentError(f"[{section}] must be a table, got {value!r}")
-    for axis, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ExperimentError(f"grid axis {axis} must be a non-empty list, got {values!r}")
     exp = Experiment(
         model=model,
         params=dict(raw.get("params", {})),
-        grid={k: list(v) for k, v in grid.items()},
+        grid=dict(grid),  # axes checked in validate_experiment
         seeds=seeds,
         root_seed=root_seed,
         description=str(raw.get("description", "")),
@@ -146,6 +143,10 @@ def validate_experiment(exp: Experiment) -> Model:
                 f"unknown parameter {key!r} for model {exp.model!r}{closest(key, names)}; "
                 f"valid parameters: {', '.join(names)}"
             )
+    for axis, values in exp.grid.items():
+        if not isinstance(values, list) or not values:
+            raise ExperimentError(f"grid axis {axis} must be a non-empty list, got {values!r}")
+    _validate_plot(exp, model)
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
@@ -159,6 +160,31 @@ def validate_experiment(exp: Experiment) -> Model:
     for point in grid_points(exp):
         make_config(model, point)
     return model
+
+
+PLOT_KEYS = ("x", "metric", "series", "logx", "logy", "title", "xlabel", "ylabel", "legend")
+
+
+def _validate_plot(exp: Experiment, model: Model) -> None:
+    if exp.plot is None:
+        return
+    names = field_names(model.config)
+    for key, value in exp.plot.items():
+        if key not in PLOT_KEYS:
+            raise ExperimentError(f"unknown [plot] key {key!r}{closest(key, PLOT_KEYS)}; "
+                                  f"allowed: {', '.join(PLOT_KEYS)}")
+    x = exp.plot.get("x", next(iter(exp.grid), None))
+    if x not in names:
+        raise ExperimentError(f"plot x must be a parameter of {exp.model!r}, got {x!r}"
+                              + closest(str(x), names))
+    metric = exp.plot.get("metric")
+    if metric is not None and metric not in model.metrics:
+        raise ExperimentError(f"plot metric must be one of {list(model.metrics)}, got "
+                              f"{metric!r}" + closest(str(metric), model.metrics))
+    for s in exp.plot.get("series", []):
+        if s not in names:
+            raise ExperimentError(f"plot series must name parameters, got {s!r}"
+                                  + closest(str(s), names))
 
 
 def grid_points(exp: Experiment) -> list[dict[str, Any]]:
@@ -189,8 +215,11 @@ def parse_value(text: str):
 
 def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None = None,
                     root_seed: int | None = None) -> Experiment:
-    """``--set k=v``: a list value makes k a grid axis, a scalar fixes it."""
+    """``--set k=v``: a list value makes k a grid axis, a scalar fixes it.  For list-valued
+    parameters (``widths``) a list of numbers fixes it and a list of lists sweeps it."""
     params, grid = dict(exp.params), dict(exp.grid)
+    model = get_model(exp.model)
+    list_valued = {f.name for f in dataclasses.fields(model.config) if "tuple" in str(f.type)}
     for item in sets:
         if "=" not in item:
             raise ExperimentError(f"--set expects key=value, got {item!r}")
@@ -198,7 +227,9 @@ def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None 
         value = parse_value(text)
         params.pop(key, None)
         grid.pop(key, None)
-        if isinstance(value, list):
+        sweep = isinstance(value, list) and (
+            key not in list_valued or all(isinstance(v, list) for v in value))
+        if sweep:
             grid[key] = value
         else:
             params[key] = value

@@ -153,7 +153,7 @@ def summarize(values: list[float | None], theory: float | None) -> dict[str, Any
            "rel_err": None, "z": None}
     if theory is not None and math.isfinite(theory) and n:
         diff = mean - theory
-        row["rel_err"] = diff / abs(theory) if theory != 0 else (0.0 if diff == 0 else math.inf)
+        row["rel_err"] = diff / abs(theory) if theory != 0 else None  # undefined at theory 0
         if sem > 0:
             row["z"] = diff / sem
         elif n > 1:

@@ -56,6 +56,7 @@ def run_experiment(
     on_group_done=None,
     compute: bool = True,
     x64: bool | None = None,
+    replace: bool = False,
 ) -> RunResult:
     """Simulate + predict every grid point of ``experiment`` and write the run directory.
 
@@ -67,6 +68,8 @@ def run_experiment(
     model = get_model(exp.model)
     points = shard_points(plan(exp, model), shard)  # validates every config first
     run = RunDir(out or Path("runs") / exp.name)
+    if not replace:
+        _refuse_other_experiment(run, exp)
     x64 = _x64() if x64 is None else x64
     ids = {p.index: point_id(model.name, p.values, exp.seeds, exp.root_seed, x64) for p in points}
     todo = [p for p in points if not run.has_point(ids[p.index])]
@@ -127,6 +130,22 @@ def run_experiment(
                      verdicts, figure)
 
 
+def _refuse_other_experiment(run: RunDir, exp: Experiment) -> None:
+    """Never overwrite the tables of a different experiment (its point records would stay,
+    but its summary.csv would silently change meaning)."""
+    meta = run.file("meta.json")
+    if not meta.is_file():
+        return
+    old = json.loads(meta.read_text()).get("experiment")
+    new = json.loads(json.dumps(exp.to_dict(), default=str))
+    if old is not None and old != new:
+        raise ValueError(
+            f"{run.path} holds the results of a different experiment (see its config.toml "
+            "and meta.json); choose another --out, or pass --force to rewrite its tables "
+            "(finished grid points are kept and reused)"
+        )
+
+
 def _nonfinite(records: list[dict], columns: list[str]) -> list[dict]:
     bad = []
     for rec in records:
@@ -170,4 +189,5 @@ def merge_runs(dirs: list[str | Path], out: str | Path, *, plot: bool = True) ->
         for f in (Path(d) / "points").glob("*.json"):
             if not target.has_point(f.stem):
                 atomic_write(target.points_dir / f.name, f.read_bytes())
-    return run_experiment(exp, out=out, compute=False, x64=first["x64"], plot=plot)
+    return run_experiment(exp, out=out, compute=False, x64=first["x64"], plot=plot,
+                          replace=True)

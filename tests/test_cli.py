@@ -146,3 +146,29 @@ def test_bad_check_table_is_caught_before_compute(tmp_path, capsys):
     path.write_text(EXPERIMENT.replace('metric = "excess_risk"', 'metric = "excess_rsik"'))
     code, _, err = _run(capsys, "run", path, "--out", tmp_path / "o")
     assert code == 2 and "did you mean 'excess_risk'?" in err and not (tmp_path / "o").exists()
+
+
+def test_empty_set_list_and_bad_plot_fail_before_compute(tmp_path, exp_file, capsys):
+    out = tmp_path / "run"
+    _run(capsys, "run", exp_file, "--out", out, "--quiet", "--no-plot")
+    before = (out / "summary.csv").read_text()
+    code, _, err = _run(capsys, "run", exp_file, "--out", out, "--set", "ridge=[]")
+    assert code == 2 and "grid axis ridge must be a non-empty list" in err
+    bad_plot = tmp_path / "p.toml"
+    bad_plot.write_text(EXPERIMENT.replace('x = "n"', 'x = "m"'))
+    code, _, err = _run(capsys, "run", bad_plot, "--out", tmp_path / "p")
+    assert code == 2 and err.count("\n") == 1 and "plot x must be a parameter" in err
+    assert not (tmp_path / "p").exists()
+    assert (out / "summary.csv").read_text() == before
+
+
+def test_a_different_experiment_never_overwrites_a_run_directory(tmp_path, exp_file, capsys):
+    out = tmp_path / "run"
+    _run(capsys, "run", exp_file, "--out", out, "--quiet", "--no-plot")
+    before = (out / "summary.csv").read_text()
+    code, _, err = _run(capsys, "run", exp_file, "--out", out, "--set", "noise=0.1", "--quiet")
+    assert code == 2 and "holds the results of a different experiment" in err
+    assert (out / "summary.csv").read_text() == before
+    code, _, _ = _run(capsys, "run", exp_file, "--out", out, "--set", "noise=0.1", "--quiet",
+                      "--no-plot", "--force")
+    assert code == 0 and (out / "summary.csv").read_text() != before

@@ -136,3 +136,17 @@ def test_nonfinite_results_are_reported_and_left_blank(tmp_path):
     assert sum(int(r["n_seeds"]) for r in rows) == 24 - blanks
     meta = json.loads(_table(tmp_path / "t", "meta.json"))
     assert meta["nonfinite"] == res.nonfinite
+
+
+def test_list_valued_parameters_via_set():
+    """--set widths=[30,20] fixes a list-valued parameter; [[30],[30,20]] sweeps it."""
+    from rfsim.experiment import apply_overrides
+
+    base = from_dict({"model": "deep-rf", "seeds": 2,
+                      "params": {"d": 10, "n": 20, "widths": [8]}}, name="w")
+    fixed = apply_overrides(base, ["widths=[30,20]"])
+    assert fixed.params["widths"] == [30, 20] and "widths" not in fixed.grid
+    swept = apply_overrides(base, ["widths=[[30],[30,20]]"])
+    assert swept.grid["widths"] == [[30], [30, 20]]
+    with pytest.raises(ValueError, match=r"widths\[1\] must be an integer >= 1, got -2"):
+        apply_overrides(base, ["widths=[30,-2]"])

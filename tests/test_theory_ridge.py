@@ -158,3 +158,31 @@ def test_fuzz_no_nan_and_consistent(eig, n, ridge, noise, seed):
         want = float(r.excess_risk) + noise
         assert float(r.test_mse) == pytest.approx(want, rel=1e-12, abs=1e-12)
         assert float(r.train_mse) <= float(r.test_mse) * (1 + 1e-12) + 1e-300
+
+
+def test_integer_eigenvalues_are_computed_in_floats():
+    got = ridge_risk([1, 2, 3, 4], [1, 1, 1, 1], n=2, ridge=0.5, noise=0.25)
+    want = brentq_reference(np.array([1.0, 2, 3, 4]), np.ones(4), 2, 0.5, 0.25)
+    for g, w in zip(got, want):
+        assert float(g) == pytest.approx(w, rel=RTOL)
+
+
+@pytest.mark.parametrize("ridge", [1e3, 1e4, 1e12])
+def test_variance_keeps_relative_precision_at_huge_ridge(ridge):
+    """variance = noise (df2/n)/gap: no 1/gap - 1 cancellation when gap -> 1."""
+    d = n = 100
+    got = float(ridge_risk(np.ones(d), np.full(d, 0.1), n=n, ridge=ridge, noise=0.5).variance)
+    kappa = (-(1 - ridge - d / n) + np.sqrt((1 - ridge - d / n) ** 2 + 4 * ridge)) / 2
+    t = (d / n) / (1 + kappa) ** 2
+    assert got == pytest.approx(0.5 * t / (1 - t), rel=1e-10)
+
+
+def test_gradient_at_zero_ridge_above_the_threshold():
+    """n > rank: kappa = 0 at ridge 0 but d kappa / d ridge = 1/(1 - rank/n) > 0."""
+    s, beta = np.ones(100), np.full(100, 0.1)
+
+    def risk(lam):
+        return ridge_risk(s, beta, n=150, ridge=lam, noise=0.2).excess_risk
+
+    fd = (risk(1e-8) - risk(0.0)) / 1e-8
+    assert float(jax.grad(risk)(0.0)) == pytest.approx(float(fd), rel=1e-5)

@@ -70,10 +70,11 @@ def _degrees_of_freedom(s, kappa):
 def _gap(s, kappa, n, ridge):
     """1 - df2/n >= 0 (R-6); zero exactly at the ridgeless interpolation threshold."""
     _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
-    rank = pos.sum(-1)
     safe = jnp.where(kappa > 0, kappa, 1.0)
     spread = jnp.where(pos, s * kappa[..., None] / denom**2, 0.0).sum(-1) / n
-    return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - rank / n)
+    df2 = jnp.where(pos, (s / denom) ** 2, 0.0).sum(-1)
+    # kappa = 0: 1 - df2/n = 1 - rank/n, written through df2 so that d/d kappa flows
+    return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - df2 / n)
 
 
 def _solve_kappa(s, n, ridge):
@@ -106,7 +107,11 @@ def _solve_kappa(s, n, ridge):
     ok = solvable & (slope > 0)
     h = k0 * (1.0 - df1 / n) - ridge
     k1 = k0 - h / jnp.where(ok, slope, 1.0)
-    return jnp.where(ok & (k1 > 0), k1, k0)
+    # kappa = 0 (ridgeless, n > rank): kappa ~ ridge / (1 - rank/n) to first order, which
+    # carries the derivative d kappa / d ridge = 1 / (1 - rank/n) (R-3)
+    below = (rank < n) & ~solvable
+    k_zero = jnp.where(below, ridge / jnp.where(below, 1.0 - rank / n, 1.0), 0.0)
+    return jnp.where(ok & (k1 > 0), k1, jnp.where(solvable, k0, k_zero))
 
 
 def _ridge_risk(s, beta, n, ridge, noise):
@@ -118,7 +123,8 @@ def _ridge_risk(s, beta, n, ridge, noise):
     safe_gap = jnp.where(at_threshold, 1.0, gap)
     signal_left = jnp.where(pos, s * beta**2 * (kappa[..., None] / denom) ** 2, 0.0).sum(-1)
     bias = jnp.where(at_threshold, 0.0, signal_left / safe_gap)  # (R-4)
-    var_factor = jnp.where(at_threshold, jnp.inf, 1.0 / safe_gap - 1.0)  # (R-5)
+    df2 = jnp.where(pos, (s / denom) ** 2, 0.0).sum(-1)
+    var_factor = jnp.where(at_threshold, jnp.inf, (df2 / n) / safe_gap)  # (R-5), no cancellation
     variance = jnp.where(noise > 0, noise * var_factor, 0.0)
     excess = bias + variance
     test = excess + noise
@@ -151,6 +157,8 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     require_nonnegative("ridge", ridge)
     require_nonnegative("noise", noise)
     s = jnp.asarray(eigenvalues)
+    if not jnp.issubdtype(s.dtype, jnp.floating):  # integer eigenvalues: compute in floats
+        s = s.astype(jnp.result_type(float))
     beta = jnp.asarray(target_coeffs, dtype=s.dtype)
     if s.ndim != 1 or beta.shape != s.shape:
         raise ValueError(
