@@ -71,7 +71,7 @@ def _gap(s, kappa, n, ridge):
     """1 - df2/n >= 0 (R-6); zero exactly at the ridgeless interpolation threshold."""
     _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
     safe = jnp.where(kappa > 0, kappa, 1.0)
-    spread = jnp.where(pos, s * kappa[..., None] / denom**2, 0.0).sum(-1) / n
+    spread = jnp.where(pos, (s / denom) * (kappa[..., None] / denom), 0.0).sum(-1) / n
     df2 = jnp.where(pos, (s / denom) ** 2, 0.0).sum(-1)
     # kappa = 0: 1 - df2/n = 1 - rank/n, written through df2 so that d/d kappa flows
     return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - df2 / n)
@@ -88,10 +88,13 @@ def _solve_kappa(s, n, ridge):
     log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
     log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
 
-    def excess(log_k):  # (1/n) sum s/(s+k) + ridge/k - 1, decreasing in k
+    def shortfall(k):  # n - df1(k) = n - rank + sum_{s>0} k/(s+k), free of cancellation
+        kb = k[..., None]
+        return n - rank + jnp.where(s > 0, kb / jnp.where(s > 0, s + kb, 1.0), 0.0).sum(-1)
+
+    def excess(log_k):  # (df1 - n)/n + ridge/k, decreasing in k; root = kappa (R-1)
         k = jnp.exp(log_k)
-        df1 = jnp.where(s > 0, s / (s + k[..., None]), 0.0).sum(-1)
-        return df1 / n + ridge / k - 1.0
+        return ridge / k - shortfall(k) / n
 
     def step(_, bounds):
         a, b = bounds
@@ -102,10 +105,9 @@ def _solve_kappa(s, n, ridge):
     a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
     k0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 0.0))
     # Newton on h(k) = k (1 - df1/n) - ridge, h'(k) = 1 - df2/n > 0  (R-1), (R-6)
-    df1, _, _ = _degrees_of_freedom(s, k0[..., None])
     slope = _gap(s, k0, n, ridge)
     ok = solvable & (slope > 0)
-    h = k0 * (1.0 - df1 / n) - ridge
+    h = k0 * shortfall(k0) / n - ridge
     k1 = k0 - h / jnp.where(ok, slope, 1.0)
     # kappa = 0 (ridgeless, n > rank): kappa ~ ridge / (1 - rank/n) to first order, which
     # carries the derivative d kappa / d ridge = 1 / (1 - rank/n) (R-3)
