@@ -43,7 +43,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rfsim.theory.ridge import RidgeRisk
+from rfsim.theory.ridge import RidgeRisk, spectrum_arrays
 from rfsim.validation import require, require_finite, require_nonnegative
 
 __all__ = ["rf_eigen_risk"]
@@ -175,15 +175,7 @@ def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0
     require("n_features", n_features, lambda a: a >= 1, ">= 1")
     require_nonnegative("ridge", ridge)
     require_nonnegative("noise", noise)
-    lam = jnp.asarray(eigenvalues)
-    if not jnp.issubdtype(lam.dtype, jnp.floating):
-        lam = lam.astype(jnp.result_type(float))
-    v = jnp.asarray(target_coeffs, dtype=lam.dtype)
-    if lam.ndim != 1 or v.shape != lam.shape:
-        raise ValueError(
-            f"eigenvalues and target_coeffs must be 1-d of equal length, got shapes "
-            f"{lam.shape} and {v.shape}"
-        )
+    lam, v = spectrum_arrays(eigenvalues, target_coeffs)
     n, N, ridge, noise = jnp.broadcast_arrays(
         *(jnp.asarray(x, dtype=lam.dtype) for x in (n, n_features, ridge, noise))
     )

@@ -137,6 +137,20 @@ def _ridge_risk(s, beta, n, ridge, noise):
     return RidgeRisk(kappa, bias, variance, excess, test, train)
 
 
+def spectrum_arrays(eigenvalues, target_coeffs) -> tuple[jax.Array, jax.Array]:
+    """1-d float arrays of equal length (integer eigenvalues are computed in floats)."""
+    s = jnp.asarray(eigenvalues)
+    if not jnp.issubdtype(s.dtype, jnp.floating):
+        s = s.astype(jnp.result_type(float))
+    coeffs = jnp.asarray(target_coeffs, dtype=s.dtype)
+    if s.ndim != 1 or coeffs.shape != s.shape:
+        raise ValueError(
+            f"eigenvalues and target_coeffs must be 1-d of equal length, got shapes "
+            f"{s.shape} and {coeffs.shape}"
+        )
+    return s, coeffs
+
+
 def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     r"""Deterministic-equivalent risk of ridge regression (theory/ridge.md (R-1)–(R-7)).
 
@@ -158,15 +172,7 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     require("n", n, lambda a: a > 0, "> 0")
     require_nonnegative("ridge", ridge)
     require_nonnegative("noise", noise)
-    s = jnp.asarray(eigenvalues)
-    if not jnp.issubdtype(s.dtype, jnp.floating):  # integer eigenvalues: compute in floats
-        s = s.astype(jnp.result_type(float))
-    beta = jnp.asarray(target_coeffs, dtype=s.dtype)
-    if s.ndim != 1 or beta.shape != s.shape:
-        raise ValueError(
-            f"eigenvalues and target_coeffs must be 1-d of equal length, got shapes "
-            f"{s.shape} and {beta.shape}"
-        )
+    s, beta = spectrum_arrays(eigenvalues, target_coeffs)
     ridge = jnp.asarray(ridge, dtype=s.dtype)
     noise = jnp.asarray(noise, dtype=s.dtype)
     ridge, noise = jnp.broadcast_arrays(ridge, noise)
