@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 
 from rfsim.activations import closest
-from rfsim.io import to_float
+from rfsim.io import SUMMARY_STATS, to_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,17 +72,15 @@ def select(rows: list[dict], spec: dict) -> tuple[list[dict], int]:
     return finite, len(chosen) - len(finite)
 
 
-def _label(row: dict, skip=("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z"),
-           keys=None) -> str:
+def _label(row: dict, skip=SUMMARY_STATS, keys=None) -> str:
     keys = keys or [k for k in row if k not in skip]
     return ", ".join(f"{k}={row[k]}" for k in keys)
 
 
-_STATS = ("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z")
-
-
 def _varying(rows: list[dict]) -> list[str]:
-    return [k for k in rows[0] if k not in _STATS and len({r[k] for r in rows}) > 1] if rows else []
+    if not rows:
+        return []
+    return [k for k in rows[0] if k not in SUMMARY_STATS and len({r[k] for r in rows}) > 1]
 
 
 def statistical(rows: list[dict], spec: dict) -> tuple[bool, str]:
@@ -151,7 +149,7 @@ def _curves(rows: list[dict], spec: dict) -> dict[tuple, list[tuple[float, float
         raise ValueError(f"check selects no rows of metric {metric!r}")
     if x not in picked[0]:
         raise ValueError(f"check x must be a parameter column, got {x!r}")
-    params = [k for k in picked[0] if k not in _STATS]
+    params = [k for k in picked[0] if k not in SUMMARY_STATS]
     others = [k for k in _varying(picked) if k not in (x, opt)]
     by_params = {(r["metric"], *(r[k] for k in params)): r for r in rows}
     judge = spec.get("argmin_of", metric)

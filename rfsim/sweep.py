@@ -95,7 +95,7 @@ def _with_params(cfg, values: dict):
 
 
 @functools.cache
-def _simulator(model: Model, batched: tuple[str, ...]) -> Callable:
+def _simulator(model: Model) -> Callable:
     """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux."""
 
     def one(root, group, seed, cfg, dyn):
@@ -112,7 +112,7 @@ def _simulator(model: Model, batched: tuple[str, ...]) -> Callable:
 
 
 @functools.cache
-def _predictor(model: Model, batched: tuple[str, ...]) -> Callable:
+def _predictor(model: Model) -> Callable:
     def one(cfg, dyn):
         return model.predict(_with_params(cfg, dyn))
 
@@ -175,7 +175,7 @@ def run_points(
             batched = _batched_fields(model, pts)
             dyn = _dyn_arrays(pts, batched)
             cfg = pts[0].cfg
-            sim = _simulator(model, batched)
+            sim = _simulator(model)
             outs = []
             for chunk in chunks:
                 padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
@@ -187,7 +187,7 @@ def run_points(
             _check_metric_names(model, merged)
             theory = {}
             if model.predict is not None:
-                pred = _predictor(model, batched)(cfg, dyn)
+                pred = _predictor(model)(cfg, dyn)
                 theory = {k: np.asarray(v) for k, v in pred.items()}
             group_results = [
                 PointResult(
