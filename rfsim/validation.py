@@ -76,11 +76,16 @@ def require_positive(name: str, value) -> None:
     require(name, value, lambda a: a > 0, "> 0")
 
 
-def require_int(name: str, value, minimum: int = 1) -> None:
-    """A static size: a Python/NumPy integer ``>= minimum`` (bools rejected)."""
+MAX_SIZE = 2**31 - 1  # sizes index int32 shapes; larger values overflow inside XLA
+
+
+def require_int(name: str, value, minimum: int = 1, maximum: int = MAX_SIZE) -> None:
+    """A static size: a Python/NumPy integer in ``[minimum, maximum]`` (bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} (a float)")
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
