@@ -235,24 +235,106 @@ def register_check(kind: str, fn: Callable[[list[dict], dict], tuple[bool, str]]
     CHECKS[kind] = fn
 
 
-SPEC_KEYS = ("kind", "name", "metric", "where", "max_abs_z", "rel_tol", "abs_tol", "x",
-             "optimize", "argmin_of", "value", "direction", "below", "above")
+COMMON_KEYS = ("kind", "name", "metric", "where")
+CURVE_KEYS = ("x", "optimize", "argmin_of", "value")
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "statistical": ("max_abs_z", "rel_tol", "abs_tol"),
+    "exact": ("rel_tol",),
+    "monotone": (*CURVE_KEYS, "direction", "max_abs_z", "rel_tol"),
+    "threshold": (*CURVE_KEYS, "below", "above", "max_abs_z"),
+}
+SPEC_KEYS = tuple(dict.fromkeys(COMMON_KEYS + sum(KIND_KEYS.values(), ())))
+NUMBER_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "below", "above")
+NONNEGATIVE_KEYS = ("max_abs_z", "rel_tol", "abs_tol")
 
 
-def validate_spec(spec: dict) -> None:
-    """A [check] table names a known kind and only known keys (before any compute)."""
+def _where_value_ok(v) -> bool:
+    return isinstance(v, (str, int, float)) or (
+        isinstance(v, list) and v and all(isinstance(x, (str, int, float, list)) for x in v))
+
+
+def validate_spec(spec: dict, *, metrics=None, columns=None, values=None,
+                  axes=None) -> None:
+    """A [[check]] table is complete and well-typed, before any compute.
+
+    With the experiment's ``metrics``, ``columns`` (parameter names), ``values`` (column ->
+    the values it takes) and grid ``axes``, also that it names real metrics and columns and
+    selects at least one grid point.
+    """
     if not isinstance(spec, dict):
         raise ValueError(f"each [[check]] must be a table, got {spec!r}")
     kind = spec.get("kind", "statistical")
-    if kind not in CHECKS:
+    if not isinstance(kind, str) or kind not in CHECKS:
         raise ValueError(f"check kind must be one of {sorted(CHECKS)}, got {kind!r}"
-                         + closest(kind, CHECKS))
+                         + (closest(kind, CHECKS) if isinstance(kind, str) else ""))
+    allowed = COMMON_KEYS + KIND_KEYS.get(kind, tuple(k for k in SPEC_KEYS
+                                                      if k not in COMMON_KEYS))
+    label = f"check {spec.get('name')!r}" if isinstance(spec.get("name"), str) else "check"
     for key in spec:
-        if key not in SPEC_KEYS:
-            raise ValueError(f"unknown check key {key!r}{closest(key, SPEC_KEYS)}; "
-                             f"allowed: {', '.join(SPEC_KEYS)}")
+        if key not in allowed:
+            hint = closest(key, allowed)
+            if key in SPEC_KEYS and not hint:
+                raise ValueError(f"{label}: key {key!r} does not apply to kind {kind!r}; "
+                                 f"allowed: {', '.join(allowed)}")
+            raise ValueError(f"unknown check key {key!r}{hint}; allowed: {', '.join(allowed)}")
     if "metric" not in spec:
         raise ValueError("each [[check]] needs a `metric = \"...\"` line")
+    for key in ("name", "metric", "x", "optimize", "argmin_of"):
+        if key in spec and not isinstance(spec[key], str):
+            raise ValueError(f"{label}: {key} must be a string, got {spec[key]!r}")
+    for key in NUMBER_KEYS:
+        if key in spec:
+            v = spec[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{label}: {key} must be a finite number, got {v!r}")
+            if key in NONNEGATIVE_KEYS and v < 0:
+                raise ValueError(f"{label}: {key} must be >= 0, got {v!r}")
+    if spec.get("value", "mean") not in ("mean", "theory"):
+        raise ValueError(f"{label}: value must be 'mean' or 'theory', got {spec['value']!r}")
+    if spec.get("direction", "nonincreasing") not in ("nonincreasing", "nondecreasing"):
+        raise ValueError(f"{label}: direction must be 'nonincreasing' or 'nondecreasing', "
+                         f"got {spec['direction']!r}")
+    if kind in ("monotone", "threshold") and "x" not in spec:
+        raise ValueError(f"{label}: a {kind} check needs `x = \"<grid axis>\"`")
+    if kind == "threshold" and "below" not in spec and "above" not in spec:
+        raise ValueError(f"{label}: a threshold check needs `below` or `above`")
+    where = spec.get("where", {})
+    if not isinstance(where, dict):
+        raise ValueError(f"{label}: where must be a table {{param = value or [values]}}, "
+                         f"got {where!r}")
+    for k, v in where.items():
+        if not _where_value_ok(v):
+            raise ValueError(f"{label}: where {k} must be a value or a non-empty list of "
+                             f"values, got {v!r}")
+    if metrics is not None:
+        _validate_against(spec, label, metrics, columns or [], values or {}, axes or [])
+
+
+def _validate_against(spec, label, metrics, columns, values, axes) -> None:
+    for key in ("metric", "argmin_of"):
+        if key in spec and spec[key] not in metrics:
+            raise ValueError(f"check {key} must be one of {list(metrics)}, got {spec[key]!r}"
+                             + closest(spec[key], metrics))
+    for key in ("x", "optimize"):
+        if key in spec and spec[key] not in axes:
+            raise ValueError(f"{label}: {key} must be a grid axis ({', '.join(axes) or 'none'}),"
+                             f" got {spec[key]!r}" + closest(spec[key], axes))
+    for k, want in spec.get("where", {}).items():
+        if k not in columns:
+            raise ValueError(f"{label}: where names {k!r}, which is not a parameter"
+                             + closest(k, columns) + f"; parameters: {', '.join(columns)}")
+        have = values.get(k, [])
+        wants = want if isinstance(want, list) else [want]
+        if have and not any(_same(_cell(h), w) for h in have for w in wants):
+            raise ValueError(f"{label}: where {k} = {want!r} matches no grid point ({k} takes "
+                             f"{', '.join(_cell(h) for h in have)})")
+
+
+def _cell(v) -> str:
+    """A value as summary.csv writes it (the form `where` is matched against)."""
+    from rfsim.io import format_value
+
+    return format_value(v)
 
 
 def evaluate(rows: list[dict], spec: dict, *, default_name: str = "check") -> Verdict:

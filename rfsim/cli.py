@@ -1,9 +1,10 @@
 """``rfsim`` command line: run, demo, check, plot, merge, info.
 
 Errors are one line on stderr (``error: ...``) with exit code 2, before any compute.
-Exit codes: 0 success; 1 a check FAILed (``rfsim check``); 2 bad input;
-3 the run finished but some simulations were not finite (reported, left blank);
-130 interrupted (rerun the same command to resume).
+Exit codes: 0 success; 1 a check FAILed (``rfsim check``); 2 bad input (or a run directory
+or file that cannot be used); 3 the run finished but some simulations were not finite
+(reported, left blank); 130 / 143 interrupted by Ctrl-C / SIGTERM (rerun the same command
+to resume: finished grid points are kept).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+
+from rfsim.interrupt import Interrupted, deferred_signals
 
 DEMO = "linear_ridge_double_descent"
 
@@ -52,10 +55,17 @@ def _load(args, path):
     return exp
 
 
-def _report(res, t0: float) -> int:
+def _report(res, t0: float, chunk: int = 8) -> int:
     from rfsim.runner import describe_nonfinite
 
     print(f"run directory: {res.path}")
+    if res.computed + res.reused == 0:
+        print(f"this shard has no grid points (the grid has {res.grid_points}): nothing to "
+              "compute; `rfsim merge` accepts this directory")
+        return 0
+    if res.chunk_size and res.chunk_size < chunk:
+        print(f"note: {res.chunk_size} seed(s) per compiled call instead of {chunk}, to fit "
+              "in memory (results do not depend on it)")
     if res.figure is not None:
         print(f"figure: {res.figure}")
     print(f"grid points: {res.computed} computed, {res.reused} reused from the run directory "
@@ -69,17 +79,31 @@ def _report(res, t0: float) -> int:
 
 
 def cmd_run(args) -> int:
-    from rfsim.runner import run_experiment
+    from rfsim.runner import prepare, run_experiment
     from rfsim.sweep import parse_shard
 
     shard = parse_shard(args.shard)
     exp = _load(args, args.experiment)
     out = args.out or Path("runs") / (exp.name + ("-quick" if args.quick else "")
                                       + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else ""))
+    if args.dry_run:
+        return _dry_run(prepare(exp, shard=shard, chunk_size=args.chunk), out, args.force)
     t0 = time.time()
     res = run_experiment(exp, out=out, shard=shard, chunk_size=args.chunk,
-                         progress=not args.quiet, plot=not args.no_plot, replace=args.force)
-    return _report(res, t0)
+                         progress=not args.quiet, plot=not args.no_plot, force=args.force,
+                         interrupt=args.checkpoint)
+    return _report(res, t0, args.chunk)
+
+
+def _dry_run(job, out, force: bool) -> int:
+    from rfsim.ownership import inspect
+    from rfsim.sweep import group_points
+
+    groups = group_points(job.points)
+    print(f"{len(job.points)} grid points ({job.total} in the full grid) in {len(groups)} "
+          f"compiled group(s), {job.exp.seeds} seeds each, {job.chunk_size} seed(s) per call")
+    print(f"run directory: {out} ({inspect(Path(out), job.owner, force=force)})")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -90,16 +114,18 @@ def cmd_demo(args) -> int:
     t0 = time.time()
     print(f"rfsim demo: {exp.description}")
     res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet,
-                         replace=True)
-    return _report(res, t0)
+                         chunk_size=args.chunk, interrupt=args.checkpoint)
+    return _report(res, t0, args.chunk)
 
 
 def cmd_check(args) -> int:
     from rfsim.check import evaluate, perturb_theory
     from rfsim.experiment import load_experiment, quick
-    from rfsim.runner import run_experiment
+    from rfsim.runner import identity_hash, run_experiment
 
     folder = Path(args.dir) if args.dir else experiments_dir()
+    if not folder.is_dir():
+        raise ValueError(f"--dir {folder} is not a directory")
     files = sorted(folder.glob("*.toml"))
     if args.only:
         files = [f for f in files if any(o in f.stem for o in args.only)]
@@ -109,8 +135,11 @@ def cmd_check(args) -> int:
         raise ValueError(f"no experiment with a [check] table in {folder}")
     failures = 0
     for exp in exps:
-        out = Path(args.out_root) / (exp.name + ("" if args.full else "-quick"))
-        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False, replace=True)
+        # one directory per experiment content: an edited experiment never meets old results
+        out = Path(args.out_root) / (f"{exp.name}{'' if args.full else '-quick'}-"
+                                     f"{identity_hash(exp)}")
+        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False,
+                             chunk_size=args.chunk, interrupt=args.checkpoint)
         rows = res.summary if args.perturb == 1.0 else perturb_theory(res.summary, args.perturb)
         for i, spec in enumerate(exp.checks):
             v = evaluate(rows, spec, default_name=f"{exp.name}#{i + 1}")
@@ -131,7 +160,7 @@ def cmd_merge(args) -> int:
     from rfsim.runner import merge_runs
 
     t0 = time.time()
-    return _report(merge_runs(args.run_dirs, args.out), t0)
+    return _report(merge_runs(args.run_dirs, args.out, plot=not args.no_plot), t0)
 
 
 def cmd_info(args) -> int:
@@ -186,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="apply the experiment's [quick] table")
     p.add_argument("--no-plot", action="store_true", help="skip the figure")
     p.add_argument("--force", action="store_true",
-                   help="rewrite the tables of a run directory holding another experiment")
+                   help="let this experiment take over a run directory whose points it all "
+                   "contains (a grown grid); never removes a result")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate, size and check the run directory; compute and write nothing")
     _common(p)
     p.set_defaults(func=cmd_run)
 
@@ -212,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="join shard run directories")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", required=True, help="merged run directory")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
     p.set_defaults(func=cmd_merge, float32=False)
 
     p = sub.add_parser("info", help="versions, devices, models, check kinds")
@@ -220,16 +253,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    with deferred_signals() as checkpoint:
+        code = _main(argv, checkpoint)
+        if checkpoint.pending and code not in (130, 143):
+            code = _interrupted(Interrupted(checkpoint.signum))
+    return code
+
+
+def _interrupted(e: Interrupted) -> int:
+    sys.stderr.write(f"interrupted ({e}): finished grid points are saved; rerun the same "
+                     "command to resume\n")
+    return e.exit_code
+
+
+def _main(argv, checkpoint) -> int:
+    from rfsim.ownership import describe_os_error
+
     try:
+        args = build_parser().parse_args(argv)
+        args.checkpoint = checkpoint
         _setup_precision(args.float32)
         return args.func(args)
+    except Interrupted as e:
+        return _interrupted(e)
+    except KeyboardInterrupt:  # a signal before the handler was installed
+        return _interrupted(Interrupted(2))
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {_one_line(e)}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: rerun the same command to resume where it stopped\n")
-        return 130
+    except OSError as e:
+        sys.stderr.write(f"error: {describe_os_error(e, getattr(e, 'filename', '') or '')}\n")
+        return 2
+    except RuntimeError as e:  # XLA's out-of-memory (the estimate missed); other bugs surface
+        if "RESOURCE_EXHAUSTED" not in str(e) and "out of memory" not in str(e).lower():
+            raise
+        sys.stderr.write("error: out of memory: reduce the sizes, the seeds per call (--chunk) "
+                         "or the grid; finished points are saved\n")
+        return 2
+    except MemoryError:
+        sys.stderr.write("error: out of memory: reduce the sizes, the seeds (--seeds) or the "
+                         "seeds per call (--chunk)\n")
+        return 2
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split("\n")[0].split()) if str(e) else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ from typing import Any
 
 from rfsim.activations import closest
 from rfsim.config import build_config, field_names, param_fields
+from rfsim.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, get_model
+from rfsim.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
 
 TOP_LEVEL = ("model", "seeds", "root_seed", "description", "params", "grid", "check", "plot",
              "quick")
@@ -87,7 +89,26 @@ def load_experiment(path: str | Path | None = None, *, text: str | None = None,
     return from_dict(raw, name=name or "experiment", source=text)
 
 
+def _table(where: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def _checks(where: str, value) -> list[dict]:
+    checks = [value] if isinstance(value, dict) else value
+    if not isinstance(checks, list):
+        raise ExperimentError(f"{where} must be a table or a list of tables ([[check]]), "
+                              f"got {value!r}")
+    for c in checks:
+        if not isinstance(c, dict):
+            raise ExperimentError(f"each [[check]] must be a table, got {c!r}")
+    return [dict(c) for c in checks]
+
+
 def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Experiment:
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"an experiment must be a table, got {raw!r}")
     for key in raw:
         if key not in TOP_LEVEL:
             raise ExperimentError(
@@ -99,42 +120,79 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
     model = raw["model"]
     if not isinstance(model, str):
         raise ExperimentError(f"model must be a string, got {model!r}")
-    seeds = raw.get("seeds", 16)
-    root_seed = raw.get("root_seed", 0)
-    checks = raw.get("check", [])
-    if isinstance(checks, dict):
-        checks = [checks]
-    grid = raw.get("grid", {})
-    for section, value in (("params", raw.get("params", {})), ("grid", grid),
-                           ("plot", raw.get("plot", {})), ("quick", raw.get("quick", {}))):
-        if not isinstance(value, dict):
-            raise ExperimentError(f"[{section}] must be a table, got {value!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ExperimentError(f"description must be a string, got {description!r}")
+    params = _table("[params]", raw.get("params", {}))
+    grid = _table("[grid]", raw.get("grid", {}))
+    plot = _table("[plot]", raw["plot"]) if "plot" in raw else None
+    quick_table = _table("[quick]", raw["quick"]) if "quick" in raw else None
+    if quick_table is not None:
+        _validate_quick_structure(quick_table)
     exp = Experiment(
         model=model,
-        params=dict(raw.get("params", {})),
+        params=dict(params),
         grid=dict(grid),  # axes checked in validate_experiment
-        seeds=seeds,
-        root_seed=root_seed,
-        description=str(raw.get("description", "")),
-        checks=tuple(dict(c) for c in checks),
-        plot=dict(raw["plot"]) if "plot" in raw else None,
-        quick=dict(raw["quick"]) if "quick" in raw else None,
+        seeds=raw.get("seeds", 16),
+        root_seed=raw.get("root_seed", 0),
+        description=description,
+        checks=tuple(_checks("check", raw.get("check", []))),
+        plot=dict(plot) if plot is not None else None,
+        quick=dict(quick_table) if quick_table is not None else None,
         name=name,
         source=source,
     )
     validate_experiment(exp)
+    if exp.quick is not None:
+        quick(exp)  # a broken [quick] table is an error now, not when --quick is used
     return exp
 
 
-def _check_count(name: str, value, minimum: int) -> None:
+def _validate_quick_structure(q: dict) -> None:
+    for key, value in q.items():
+        if key not in QUICK_KEYS:
+            raise ExperimentError(f"unknown key {key!r} in [quick]{closest(key, QUICK_KEYS)}; "
+                                  f"allowed: {', '.join(QUICK_KEYS)}")
+        if key in ("params", "grid"):
+            _table(f"[quick] {key}", value)
+        if key == "check":
+            _checks("[quick] check", value)
+
+
+def _check_count(name: str, value, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ExperimentError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ExperimentError(f"{name} must be an integer <= {maximum}, got {value!r}")
+
+
+def _grid_size(exp: Experiment) -> int:
+    size = 1
+    for values in exp.grid.values():
+        size *= len(values)
+    return size
+
+
+def _column_values(exp: Experiment, model: Model) -> dict[str, list]:
+    """Each parameter -> the values it takes in the grid (fixed, swept or default)."""
+    out = {}
+    for f in dataclasses.fields(model.config):
+        if f.name in exp.grid:
+            out[f.name] = list(exp.grid[f.name])
+        elif f.name in exp.params:
+            out[f.name] = [exp.params[f.name]]
+        elif f.default is not dataclasses.MISSING:
+            out[f.name] = [f.default]
+    return out
 
 
 def validate_experiment(exp: Experiment) -> Model:
     """Structural checks + every grid point's config constructed (validated) before compute."""
-    _check_count("seeds", exp.seeds, 1)
-    _check_count("root_seed", exp.root_seed, 0)
+    _check_count("seeds", exp.seeds, 1, MAX_SEEDS)
+    try:
+        check_root_seed(exp.root_seed)
+    except ValueError as e:
+        raise ExperimentError(str(e)) from None
     model = get_model(exp.model)
     names = field_names(model.config)
     for key in list(exp.params) + list(exp.grid):
@@ -146,23 +204,42 @@ def validate_experiment(exp: Experiment) -> Model:
     for axis, values in exp.grid.items():
         if not isinstance(values, list) or not values:
             raise ExperimentError(f"grid axis {axis} must be a non-empty list, got {values!r}")
+        seen = set()
+        for v in values:
+            text = repr(v)
+            if text in seen:
+                raise ExperimentError(f"grid axis {axis} lists {v!r} twice")
+            seen.add(text)
+    size = _grid_size(exp)
+    if size > MAX_GRID_POINTS:
+        shape = " x ".join(f"{len(v)} {k}" for k, v in exp.grid.items())
+        raise ExperimentError(f"the grid has {size:,} points ({shape}); at most "
+                              f"{MAX_GRID_POINTS:,} are allowed: split it into several "
+                              "experiments")
+    if size * exp.seeds > MAX_TABLE_ROWS:
+        raise ExperimentError(f"{size:,} grid points x {exp.seeds:,} seeds = "
+                              f"{size * exp.seeds:,} rows of sim.csv; at most "
+                              f"{MAX_TABLE_ROWS:,} are allowed: use fewer seeds or points")
     _validate_plot(exp, model)
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
     from rfsim.check import validate_spec
 
+    values = _column_values(exp, model)
     for spec in exp.checks:
-        validate_spec(spec)
-        if spec["metric"] not in model.metrics:
-            raise ExperimentError(f"check metric must be one of {list(model.metrics)}, got "
-                                  f"{spec['metric']!r}" + closest(spec["metric"], model.metrics))
+        validate_spec(spec, metrics=model.metrics, columns=names, values=values,
+                      axes=list(exp.grid))
     for point in grid_points(exp):
         make_config(model, point)
     return model
 
 
 PLOT_KEYS = ("x", "metric", "series", "logx", "logy", "title", "xlabel", "ylabel", "legend")
+
+
+LEGEND_LOCATIONS = ("best", "upper right", "upper left", "lower left", "lower right", "right",
+                    "center left", "center right", "lower center", "upper center", "center")
 
 
 def _validate_plot(exp: Experiment, model: Model) -> None:
@@ -173,6 +250,15 @@ def _validate_plot(exp: Experiment, model: Model) -> None:
         if key not in PLOT_KEYS:
             raise ExperimentError(f"unknown [plot] key {key!r}{closest(key, PLOT_KEYS)}; "
                                   f"allowed: {', '.join(PLOT_KEYS)}")
+        if key in ("logx", "logy") and not isinstance(value, bool):
+            raise ExperimentError(f"plot {key} must be true or false, got {value!r}")
+        if key in ("x", "metric", "title", "xlabel", "ylabel", "legend") \
+                and not isinstance(value, str):
+            raise ExperimentError(f"plot {key} must be a string, got {value!r}")
+    legend = exp.plot.get("legend", "best")
+    if legend not in LEGEND_LOCATIONS:
+        raise ExperimentError(f"plot legend must be one of {list(LEGEND_LOCATIONS)}, got "
+                              f"{legend!r}" + closest(legend, LEGEND_LOCATIONS))
     x = exp.plot.get("x", next(iter(exp.grid), None))
     if x not in names:
         raise ExperimentError(f"plot x must be a parameter of {exp.model!r}, got {x!r}"
@@ -181,7 +267,10 @@ def _validate_plot(exp: Experiment, model: Model) -> None:
     if metric is not None and metric not in model.metrics:
         raise ExperimentError(f"plot metric must be one of {list(model.metrics)}, got "
                               f"{metric!r}" + closest(str(metric), model.metrics))
-    for s in exp.plot.get("series", []):
+    series = exp.plot.get("series", [])
+    if not isinstance(series, list) or not all(isinstance(s, str) for s in series):
+        raise ExperimentError(f"plot series must be a list of parameter names, got {series!r}")
+    for s in series:
         if s not in names:
             raise ExperimentError(f"plot series must name parameters, got {s!r}"
                                   + closest(str(s), names))
@@ -245,19 +334,20 @@ def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None 
 def quick(exp: Experiment) -> Experiment:
     """Apply the [quick] table (fewer seeds, a smaller grid); default: at most 8 seeds."""
     q = exp.quick or {}
-    for key in q:
-        if key not in QUICK_KEYS:
-            raise ExperimentError(f"unknown key {key!r} in [quick]{closest(key, QUICK_KEYS)}")
+    _validate_quick_structure(q)
     params = {**exp.params, **q.get("params", {})}
     grid = {**exp.grid, **q.get("grid", {})}
     for k in q.get("params", {}):
         grid.pop(k, None)
     for k in q.get("grid", {}):
         params.pop(k, None)
-    checks = q.get("check", exp.checks)
+    checks = _checks("[quick] check", q["check"]) if "check" in q else exp.checks
     new = dataclasses.replace(
         exp, params=params, grid=grid, seeds=q.get("seeds", min(exp.seeds, 8)),
-        checks=tuple([checks] if isinstance(checks, dict) else checks),
+        checks=tuple(checks),
     )
-    validate_experiment(new)
+    try:
+        validate_experiment(new)
+    except ValueError as e:
+        raise ExperimentError(f"[quick]: {e}") from None
     return new

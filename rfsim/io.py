@@ -2,15 +2,18 @@
 
 Layout of a run directory ``DIR``::
 
+    DIR/experiment.json    whose directory this is: the experiment's identity (written first)
     DIR/points/<id>.json   one record per finished grid point (the resume state)
     DIR/sim.csv            one row per (grid point, seed)
     DIR/summary.csv        one row per (grid point, metric)
     DIR/meta.json          provenance
     DIR/config.toml        the experiment file, verbatim
+    DIR/.rfsim.lock        held (flock) while a run uses the directory
 
 A point's ``id`` hashes everything that determines its numbers (model, all
-parameter values, seeds, root seed, float width), so a rerun -- after a crash,
-or with a grid that grew -- recomputes only the points that are missing.
+parameter values, seeds, root seed, float width, key scheme), so a rerun -- after a
+crash, or with a grid that grew -- recomputes only the points that are missing.
+Files are written atomically (temp file + rename) with the permissions the umask allows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from rfsim.keys import KEY_VERSION, plain
+
+FORMAT = 2  # run-directory format; 1 = position-based keys, no experiment.json
 SUMMARY_STATS = ("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z")
 
 
@@ -37,6 +43,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; keep what the umask allows
         with os.fdopen(fd, mode) as f:
             f.write(data)
         os.replace(tmp, path)
@@ -44,6 +51,12 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def format_value(v) -> str:
@@ -83,9 +96,10 @@ def to_float(cell: str) -> float:
 
 
 def point_id(model: str, values: dict, seeds: int, root_seed: int, x64: bool) -> str:
+    """Content address of a point's results; refuses values that are not plain data."""
     blob = json.dumps(
-        {"model": model, "values": {k: _jsonable(v) for k, v in values.items()},
-         "seeds": seeds, "root_seed": root_seed, "x64": x64},
+        {"model": model, "values": {k: plain(v, field=k) for k, v in values.items()},
+         "seeds": seeds, "root_seed": root_seed, "x64": x64, "keys": KEY_VERSION},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -96,9 +110,11 @@ def _jsonable(v):
         return v.item()
     if isinstance(v, tuple):
         return list(v)
-    if callable(v):
-        return getattr(v, "__name__", repr(v))
     return v
+
+
+class RunDirError(ValueError):
+    """A run directory (or a file in it) is not as rfsim wrote it; the message says the fix."""
 
 
 class RunDir:
@@ -111,8 +127,18 @@ class RunDir:
     def has_point(self, pid: str) -> bool:
         return (self.points_dir / f"{pid}.json").is_file()
 
-    def read_point(self, pid: str) -> dict:
-        return json.loads((self.points_dir / f"{pid}.json").read_text())
+    def read_point(self, pid: str, *, values: dict, seeds: int, metrics) -> dict:
+        """The record of point ``pid``, checked against what it must hold."""
+        path = self.points_dir / f"{pid}.json"
+        fix = f"{path} is unreadable ({{}}): delete it to recompute that point"
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RunDirError(fix.format(_short(e))) from None
+        problem = _record_problem(rec, values, seeds, metrics)
+        if problem:
+            raise RunDirError(fix.format(problem))
+        return rec
 
     def write_point(self, pid: str, record: dict) -> None:
         atomic_write(self.points_dir / f"{pid}.json", json.dumps(record))
@@ -127,17 +153,54 @@ class RunDir:
         return self.path / name
 
 
+def _short(e: Exception) -> str:
+    return (e.strerror or str(e)) if isinstance(e, OSError) else str(e).split("\n")[0]
+
+
+def _record_problem(rec, values: dict, seeds: int, metrics) -> str:
+    """Why ``rec`` is not the record of a point with these values and seeds ('' if it is)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    for key in ("index", "values", "seeds", "sim", "theory"):
+        if key not in rec:
+            return f"no {key!r} entry"
+    if rec["seeds"] != seeds:
+        return f"{rec['seeds']!r} seeds recorded, {seeds} expected"
+    if rec["values"] != {k: plain(v, field=k) for k, v in values.items()}:
+        return "its parameter values differ from the point's"
+    sim, theory = rec["sim"], rec["theory"]
+    if not isinstance(sim, dict) or set(sim) != set(metrics):
+        return f"metrics {sorted(sim) if isinstance(sim, dict) else sim!r}, expected " \
+               f"{sorted(metrics)}"
+    for m, col in sim.items():
+        if not isinstance(col, list) or len(col) != seeds or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in col):
+            return f"metric {m!r} does not hold {seeds} numbers"
+    if not isinstance(theory, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in theory.values()):
+        return "its theory entry is not a table of numbers"
+    return ""
+
+
 def point_record(index: int, values: dict, sim: dict[str, np.ndarray],
                  theory: dict[str, float]) -> dict:
-    """JSON record of one finished point; non-finite simulation values become null."""
+    """JSON record of one finished point; non-finite simulation values become null.
+
+    A non-finite *prediction* (e.g. +inf at an interpolation threshold) is kept: JSON
+    writes it as Infinity/NaN, and the tables show it (``inf``) or leave it blank (NaN).
+    """
 
     def clean(arr):
         return [float(x) if math.isfinite(x) else None for x in np.asarray(arr, float)]
 
+    sims = {k: clean(v) for k, v in sim.items()}
     return {
+        "format": FORMAT,
         "index": index,
-        "values": {k: _jsonable(v) for k, v in values.items()},
-        "sim": {k: clean(v) for k, v in sim.items()},
+        "values": {k: plain(v, field=k) for k, v in values.items()},
+        "seeds": len(next(iter(sims.values()))) if sims else 0,
+        "sim": sims,
         "theory": {k: float(v) for k, v in theory.items()},
     }
 
@@ -162,17 +225,55 @@ def summarize(values: list[float | None], theory: float | None) -> dict[str, Any
 
 
 def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
-                 records: list[dict]) -> None:
-    """sim.csv and summary.csv from point records, in grid order."""
-    records = sorted(records, key=lambda r: r["index"])
+                 records: list[dict]) -> list[dict[str, str]]:
+    """sim.csv and summary.csv from point records (in the order given: the grid's order);
+    returns the summary rows as read back from the CSV (strings)."""
     sim_rows, summary_rows = [], []
     for rec in records:
         params = [rec["values"][c] for c in columns]
-        n_seeds = len(next(iter(rec["sim"].values())))
-        for s in range(n_seeds):
+        for s in range(rec["seeds"]):
             sim_rows.append(params + [s] + [rec["sim"][m][s] for m in metrics])
         for m in metrics:
             stats = summarize(rec["sim"][m], rec["theory"].get(m))
             summary_rows.append(params + [m] + [stats[k] for k in SUMMARY_STATS[1:]])
+    header = columns + list(SUMMARY_STATS)
     write_csv(run.file("sim.csv"), columns + ["seed", *metrics], sim_rows)
-    write_csv(run.file("summary.csv"), columns + list(SUMMARY_STATS), summary_rows)
+    write_csv(run.file("summary.csv"), header, summary_rows)
+    return [dict(zip(header, (format_value(v) for v in row))) for row in summary_rows]
+
+
+def read_summary(path: Path) -> list[dict[str, str]]:
+    """summary.csv as rows, or a one-line error saying how to regenerate it."""
+    path = Path(path)
+    fix = (f"{path} is not as rfsim wrote it ({{}}): rerun the same `rfsim run` (finished "
+           "points are reused) to rewrite it")
+    try:
+        rows = read_csv(path)
+    except FileNotFoundError:
+        raise RunDirError(f"{path.parent} has no summary.csv: run the experiment first") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise RunDirError(fix.format(_short(e))) from None
+    if not rows:
+        raise RunDirError(fix.format("no rows"))
+    missing = [k for k in SUMMARY_STATS if k not in rows[0]]
+    if missing:
+        raise RunDirError(fix.format(f"no column {missing[0]!r}"))
+    if any(None in r or None in r.values() for r in rows):
+        raise RunDirError(fix.format("rows of unequal length"))
+    return rows
+
+
+def read_meta(run_dir: Path) -> dict:
+    """meta.json as rfsim wrote it, or a one-line error."""
+    path = Path(run_dir) / "meta.json"
+    fix = (f"{path} is not as rfsim wrote it ({{}}): rerun the same `rfsim run` (finished "
+           "points are reused) to rewrite it")
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} is not a run directory (no meta.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunDirError(fix.format(_short(e))) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("experiment"), dict):
+        raise RunDirError(fix.format("expected a table with an 'experiment' entry"))
+    return meta

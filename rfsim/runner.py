@@ -12,8 +12,11 @@ Python use::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -23,11 +26,14 @@ from rfsim import provenance
 from rfsim.check import Verdict, evaluate
 from rfsim.config import field_names
 from rfsim.experiment import Experiment, load_experiment
-from rfsim.io import RunDir, atomic_write, point_id, point_record, read_csv, write_tables
-from rfsim.models import get_model
-from rfsim.sweep import plan, run_points, shard_points
-
-KEY_SCHEME = "fold_in(fold_in(key(root_seed), static_group_index), seed)"
+from rfsim.interrupt import deferred_signals
+from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
+                      write_tables)
+from rfsim.keys import KEY_SCHEME
+from rfsim.models import Model, get_model
+from rfsim.ownership import Owner, claim, identity, read_owner
+from rfsim.resources import available_memory, fit_chunk
+from rfsim.sweep import Point, group_points, plan, run_points, shard_points
 
 
 @dataclasses.dataclass
@@ -39,10 +45,71 @@ class RunResult:
     nonfinite: list[dict]  # {index, params, metric, seeds} where a simulation was not finite
     verdicts: list[Verdict]
     figure: Path | None = None
+    grid_points: int = 0  # points of the full grid (this shard's: computed + reused)
+    chunk_size: int = 0  # seeds per compiled call actually used (may shrink to fit memory)
 
 
 def _x64() -> bool:
     return bool(jax.config.jax_enable_x64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything decided before compute: the points, their ids, the owner record."""
+
+    exp: Experiment
+    model: Model
+    points: list[Point]  # this shard's
+    ids: dict[int, str]
+    owner: Owner
+    chunk_size: int
+    total: int  # points in the full grid
+
+
+def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
+            x64: bool | None = None) -> Plan:
+    """Validate everything and size the run, without computing or writing anything."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    model = get_model(exp.model)
+    x64 = _x64() if x64 is None else x64
+    everything = plan(exp, model)  # validates every config
+    ids = {p.index: point_id(model.name, p.values, exp.seeds, exp.root_seed, x64)
+           for p in everything}
+    owner = Owner(
+        identity(model.name, [p.values for p in everything], seeds=exp.seeds,
+                 root_seed=exp.root_seed, x64=x64),
+        tuple(ids[p.index] for p in everything), exp.to_dict())
+    points = shard_points(everything, shard)
+    return Plan(exp, model, points, ids, owner, _fit_memory(model, points, chunk_size, x64),
+                len(everything))
+
+
+def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -> int:
+    """The largest chunk of seeds (<= chunk_size) whose biggest array fits every group."""
+    if model.memory is None or not points:
+        return chunk_size
+    available, where = available_memory()
+    itemsize = 8 if x64 else 4
+    for pts in group_points(points).values():
+        p = pts[0]
+        statics = ", ".join(f"{k}={v}" for k, v in p.values.items()
+                            if k not in _dynamic(model))
+        chunk_size = fit_chunk(int(model.memory(p.cfg)), itemsize, chunk_size, available,
+                               where, f"({statics})")
+    return chunk_size
+
+
+def _dynamic(model: Model) -> set[str]:
+    from rfsim.config import param_fields
+
+    return set(param_fields(model.config))
+
+
+def identity_hash(exp: Experiment, x64: bool | None = None) -> str:
+    """A short hash of the experiment's identity (names `rfsim check` run directories)."""
+    owner = prepare(exp, x64=x64).owner
+    return hashlib.sha256(json.dumps(owner.identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def run_experiment(
@@ -56,50 +123,69 @@ def run_experiment(
     on_group_done=None,
     compute: bool = True,
     x64: bool | None = None,
-    replace: bool = False,
+    force: bool = False,
+    interrupt=None,
 ) -> RunResult:
     """Simulate + predict every grid point of ``experiment`` and write the run directory.
 
-    Points already finished in ``out`` (same model, values, seeds, root seed and float
-    width) are reused, not recomputed.  ``on_group_done(results)`` is called after each
-    group's records are safely on disk.
+    Everything is validated and sized before anything is computed or written.  The run
+    directory is claimed for this experiment (:mod:`rfsim.ownership`: a directory holding
+    anything else is refused; ``force`` lets a grown grid take over the directory, adding
+    points, never removing any).  Points already finished there (same model, values, seeds,
+    root seed, float width) are reused, not recomputed.  ``on_group_done(results)`` is called
+    after each group's records are safely on disk.  ``interrupt()`` is called between
+    compiled calls and may raise to stop (by default Ctrl-C is deferred to those points, so
+    it never lands inside an XLA computation; it then raises ``KeyboardInterrupt``).
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    model = get_model(exp.model)
-    points = shard_points(plan(exp, model), shard)  # validates every config first
+    job = prepare(exp, shard=shard, chunk_size=chunk_size, x64=x64)
     run = RunDir(out or Path("runs") / exp.name)
-    if not replace:
-        _refuse_other_experiment(run, exp)
-    x64 = _x64() if x64 is None else x64
-    ids = {p.index: point_id(model.name, p.values, exp.seeds, exp.root_seed, x64) for p in points}
-    todo = [p for p in points if not run.has_point(ids[p.index])]
+    with contextlib.ExitStack() as stack:
+        if interrupt is None:
+            interrupt = stack.enter_context(deferred_signals((signal.SIGINT,)))
+        lock = claim(run.path, job.owner, force=force)
+        stack.callback(lock.release)
+        return _run(job, run, shard, progress, plot, on_group_done, compute, interrupt)
+
+
+def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
+         interrupt) -> RunResult:
+    exp, model, points, ids = job.exp, job.model, job.points, job.ids
     start = time.time()
+
+    def read(p: Point) -> dict:
+        return run.read_point(ids[p.index], values=p.values, seeds=exp.seeds,
+                              metrics=model.metrics)
+
+    records = {p.index: read(p) for p in points if run.has_point(ids[p.index])}
+    todo = [p for p in points if p.index not in records]
+    if todo and not compute:
+        raise ValueError(
+            f"{len(todo)} of {len(points)} grid points have no result in {run.path}; "
+            "run the missing shard(s) first")
+    run.write_text("config.toml", exp.source or "")
 
     def save(group_results):
         for r in group_results:
             record = point_record(r.point.index, r.point.values, r.sim, r.theory)
             run.write_point(ids[r.point.index], record)
+            records[r.point.index] = record
+        interrupt()  # a deferred Ctrl-C stops here, with this group safely on disk
         if on_group_done is not None:
             on_group_done(group_results)
 
-    if todo and not compute:
-        raise ValueError(
-            f"{len(todo)} of {len(points)} grid points have no result in {run.path}; "
-            "run the missing shard(s) first"
-        )
     if todo:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_text("config.toml", exp.source or "")
         run_points(model, todo, seeds=exp.seeds, root_seed=exp.root_seed,
-                   chunk_size=chunk_size, progress=progress, on_group_done=save)
-    records = [run.read_point(ids[p.index]) for p in points]
+                   chunk_size=job.chunk_size, progress=progress, on_group_done=save,
+                   interrupt=interrupt)
+    ordered = [records[p.index] for p in points]
     columns = list(field_names(model.config))
-    write_tables(run, columns, model.metrics, records)
-    nonfinite = _nonfinite(records, columns)
-    summary = read_csv(run.file("summary.csv"))
+    summary = write_tables(run, columns, model.metrics, ordered)
+    nonfinite = _nonfinite(ordered, points, columns)
     verdicts = [evaluate(summary, spec, default_name=f"{exp.name}#{i + 1}")
-                for i, spec in enumerate(exp.checks)] if shard == (0, 1) else []
+                for i, spec in enumerate(exp.checks)] if shard == (0, 1) and summary else []
     meta = {
+        "format": FORMAT,
         "experiment": exp.to_dict(),
         "command_line": provenance.command_line(),
         "root_seed": exp.root_seed,
@@ -107,9 +193,10 @@ def run_experiment(
         "key_scheme": KEY_SCHEME,
         "shard": f"{shard[0]}/{shard[1]}",
         "grid_points": len(points),
+        "grid_points_total": job.total,
         "computed_points": len(todo),
         "reused_points": len(points) - len(todo),
-        "chunk_size": chunk_size,
+        "chunk_size": job.chunk_size,
         "nonfinite": nonfinite,
         "verdicts": [dataclasses.asdict(v) for v in verdicts],
         "versions": provenance.versions(),
@@ -118,41 +205,24 @@ def run_experiment(
         "utc_time": provenance.utc_now(),
         "wall_time_s": round(time.time() - start, 3),
     }
-    if not run.file("config.toml").exists():
-        run.write_text("config.toml", exp.source or "")
     run.write_json("meta.json", meta)
     figure = None
-    if plot and exp.plot is not None:
+    if plot and exp.plot is not None and summary:
         from rfsim.plot import plot_run
 
         figure = plot_run(run.path)
+    interrupt()
     return RunResult(run.path, summary, len(todo), len(points) - len(todo), nonfinite,
-                     verdicts, figure)
+                     verdicts, figure, job.total, job.chunk_size)
 
 
-def _refuse_other_experiment(run: RunDir, exp: Experiment) -> None:
-    """Never overwrite the tables of a different experiment (its point records would stay,
-    but its summary.csv would silently change meaning)."""
-    meta = run.file("meta.json")
-    if not meta.is_file():
-        return
-    old = json.loads(meta.read_text()).get("experiment")
-    new = json.loads(json.dumps(exp.to_dict(), default=str))
-    if old is not None and old != new:
-        raise ValueError(
-            f"{run.path} holds the results of a different experiment (see its config.toml "
-            "and meta.json); choose another --out, or pass --force to rewrite its tables "
-            "(finished grid points are kept and reused)"
-        )
-
-
-def _nonfinite(records: list[dict], columns: list[str]) -> list[dict]:
+def _nonfinite(records: list[dict], points: list[Point], columns: list[str]) -> list[dict]:
     bad = []
-    for rec in records:
+    for rec, p in zip(records, points):
         for metric, values in rec["sim"].items():
             seeds = [i for i, v in enumerate(values) if v is None]
             if seeds:
-                bad.append({"index": rec["index"], "metric": metric, "seeds": seeds,
+                bad.append({"index": p.index, "metric": metric, "seeds": seeds,
                             "params": {c: rec["values"][c] for c in columns}})
     return bad
 
@@ -169,25 +239,53 @@ def describe_nonfinite(bad: list[dict], limit: int = 5) -> str:
 
 
 def merge_runs(dirs: list[str | Path], out: str | Path, *, plot: bool = True) -> RunResult:
-    """Join shard directories of one experiment into ``out`` (no simulation is rerun)."""
-    metas = []
+    """Join shard directories of one experiment into ``out`` (no simulation is rerun).
+
+    Every directory must be owned by the same experiment (same identity: the first
+    difference is named otherwise); ``out`` follows the run-directory rule (new, empty, or
+    owned by that experiment).  Empty shards are accepted.
+    """
+    if not dirs:
+        raise ValueError("merge needs at least one run directory")
+    owners = []
     for d in dirs:
-        meta_path = Path(d) / "meta.json"
-        if not meta_path.is_file():
-            raise ValueError(f"{d} is not a run directory (no meta.json)")
-        metas.append(json.loads(meta_path.read_text()))
-    first = metas[0]
-    for d, m in zip(dirs[1:], metas[1:]):
-        if m["experiment"] != first["experiment"] or m["x64"] != first["x64"]:
-            raise ValueError(f"{d} holds a different experiment (or float width) than {dirs[0]}")
-    fields = dict(first["experiment"])
+        if not Path(d).is_dir():
+            raise RunDirError(f"{d} is not a directory")
+        owner = read_owner(Path(d))
+        if owner is None:
+            raise RunDirError(f"{d} is not a run directory of this rfsim (no experiment.json)")
+        owners.append(owner)
+    first = owners[0]
+    for d, o in zip(dirs[1:], owners[1:]):
+        if o.identity != first.identity:
+            from rfsim.ownership import first_difference
+
+            diff = first_difference(first.identity, o.identity).replace(
+                "in the directory", f"in {dirs[0]}").replace("in this experiment", f"in {d}")
+            raise RunDirError(f"{d} holds a different experiment than {dirs[0]} ({diff})")
+    fields = dict(first.experiment)
     fields["checks"] = tuple(fields.get("checks", ()))
-    exp = Experiment(**fields, source=(Path(dirs[0]) / "config.toml").read_text())
+    try:
+        source = (Path(dirs[0]) / "config.toml").read_text()
+    except OSError:
+        source = ""
+    exp = Experiment(**fields, source=source)
+    x64 = first.identity.get("float") == "float64"
+    job = prepare(exp, x64=x64)
     target = RunDir(out)
-    target.points_dir.mkdir(parents=True, exist_ok=True)
-    for d in dirs:
-        for f in (Path(d) / "points").glob("*.json"):
-            if not target.has_point(f.stem):
-                atomic_write(target.points_dir / f.name, f.read_bytes())
-    return run_experiment(exp, out=out, compute=False, x64=first["x64"], plot=plot,
-                          replace=True)
+    lock = claim(target.path, job.owner)
+    try:
+        wanted = set(first.points)
+        for d in dirs:
+            for f in sorted((Path(d) / "points").glob("*.json")):
+                if f.stem in wanted and not target.has_point(f.stem):
+                    data = f.read_bytes()
+                    try:
+                        json.loads(data)
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        raise RunDirError(f"{f} is unreadable: delete it and rerun that shard "
+                                          "to recompute the point") from None
+                    atomic_write(target.points_dir / f.name, data)
+        return run_experiment(exp, out=out, compute=False, x64=x64, plot=plot)
+    finally:
+        lock.release()

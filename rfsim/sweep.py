@@ -6,13 +6,15 @@
   *inside* the seed vmap with the key unbatched, so whatever does not depend
   on them (the data, a factorization) is computed once per seed and shared by
   every value: 20 ridges cost about one eigendecomposition.
-* Keys: ``fold_in(fold_in(key(root_seed), group_index), seed)``.  The group index
-  is the position of the point's static combination in the full grid, so results
-  do not depend on chunking, sharding or resuming, and the points of a group see
-  the same training sets (common random numbers across ridge, noise, ...).
-  This refines ARCHITECTURE.md's ``grid_index``: keying by the full grid index
-  would give every ridge its own data and forbid the shared factorization.
+* Keys come from content (:mod:`rfsim.keys`): root seed, a hash of the point's static
+  values, the seed -- never a position in the grid -- so results do not depend on chunking,
+  sharding, resuming or growing the grid, and the points of a group see the same training
+  sets (common random numbers across ridge, noise, ...).  This refines ARCHITECTURE.md's
+  ``grid_index``: keying by the full grid point would give every ridge its own data and
+  forbid the shared factorization.
 * Memory is bounded by ``chunk_size`` seeds per call; a progress bar counts chunks.
+* ``interrupt()`` is called between compiled calls (never during one): the CLI's deferred
+  Ctrl-C / SIGTERM raise there, so no XLA computation is in flight when the process exits.
 """
 
 from __future__ import annotations
@@ -28,16 +30,18 @@ import numpy as np
 
 from rfsim.config import as_dict, param_fields, static_fields
 from rfsim.experiment import Experiment, grid_points, make_config
+from rfsim.keys import canonical, group_key, static_digest
 from rfsim.models import Model
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-    """One grid point: its position in the full grid, all config values, its group."""
+    """One grid point: its position in the full grid, all config values, its group
+    (the 64-bit digest of its static values, :func:`rfsim.keys.static_digest`)."""
 
     index: int
     values: dict[str, Any]
-    group: int
+    group: tuple[int, int]
     cfg: Any = dataclasses.field(compare=False, repr=False)
 
 
@@ -51,19 +55,17 @@ class PointResult:
 def plan(exp: Experiment, model: Model) -> list[Point]:
     """Every grid point, validated, with its static group index."""
     statics = static_fields(model.config)
-    groups: dict[tuple, int] = {}
+    digests: dict[str, tuple[int, int]] = {}
     points = []
     for i, values in enumerate(grid_points(exp)):
         cfg = make_config(model, values)
         full = as_dict(cfg)
-        key = tuple(_hashable(full[k]) for k in statics)
-        g = groups.setdefault(key, len(groups))
-        points.append(Point(i, full, g, cfg))
+        static_values = {k: full[k] for k in statics}
+        text = canonical(static_values)  # refuses callables and arrays
+        if text not in digests:
+            digests[text] = static_digest(static_values)
+        points.append(Point(i, full, digests[text], cfg))
     return points
-
-
-def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -98,17 +100,11 @@ def _with_params(cfg, values: dict):
 def _simulator(model: Model) -> Callable:
     """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux."""
 
-    def one(root, group, seed, cfg, dyn):
-        key = jax.random.fold_in(jax.random.fold_in(root, group), seed)
-        return model.simulate(key, _with_params(cfg, dyn))
+    def one(group_key, seed, cfg, dyn):
+        return model.simulate(jax.random.fold_in(group_key, seed), _with_params(cfg, dyn))
 
-    over_points = jax.vmap(one, in_axes=(None, None, None, None, 0))
-    over_seeds = jax.vmap(over_points, in_axes=(None, None, 0, None, None))
-
-    def run(root_seed, group, seeds, cfg, dyn):
-        return over_seeds(jax.random.key(root_seed), group, seeds, cfg, dyn)
-
-    return jax.jit(run)
+    over_points = jax.vmap(one, in_axes=(None, None, None, 0))
+    return jax.jit(jax.vmap(over_points, in_axes=(None, 0, None, None)))
 
 
 @functools.cache
@@ -154,12 +150,15 @@ def run_points(
     chunk_size: int = 8,
     progress: bool = False,
     on_group_done: Callable[[list[PointResult]], None] | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> list[PointResult]:
     """Simulate every point for seeds 0..seeds-1 and evaluate the prediction.
 
     ``on_group_done`` receives each finished group's results (the run directory
     writes them atomically, which is what makes a killed run resumable).
+    ``interrupt()`` runs before each compiled call and may raise to stop cleanly.
     """
+    interrupt = interrupt or (lambda: None)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     groups = group_points(points)
@@ -176,16 +175,19 @@ def run_points(
             dyn = _dyn_arrays(pts, batched)
             cfg = pts[0].cfg
             sim = _simulator(model)
+            key = group_key(root_seed, g)
             outs = []
             for chunk in chunks:
+                interrupt()
                 padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
-                out = sim(root_seed, g, jnp.asarray(padded), cfg, dyn)
+                out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, dyn)
                 outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
                 if bar is not None:
                     bar.update(1)
             merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
             _check_metric_names(model, merged)
             theory = {}
+            interrupt()
             if model.predict is not None:
                 pred = _predictor(model)(cfg, dyn)
                 theory = {k: np.asarray(v) for k, v in pred.items()}

@@ -20,6 +20,8 @@ class Model:
     simulate(key, cfg) -> dict[str, scalar Array]: one seed, pure, jit/vmap-able.
     predict(cfg) -> dict[str, scalar Array]: the closed form for (some of) the metrics.
     metrics: the names simulate returns, in column order.
+    memory(cfg) -> int: optional; floats in the largest array one seed allocates (checked
+    against available memory before any compute, see rfsim.resources).
     """
 
     name: str
@@ -28,6 +30,7 @@ class Model:
     predict: Callable | None
     metrics: tuple[str, ...]
     description: str = ""
+    memory: Callable | None = None
 
 
 _REGISTRY: dict[str, Model] = {}
@@ -41,8 +44,9 @@ _BUILTIN = (
 )
 
 
-def register(name, config, simulate, predict=None, *, metrics, description="") -> Model:
-    model = Model(name, config, simulate, predict, tuple(metrics), description)
+def register(name, config, simulate, predict=None, *, metrics, description="",
+             memory=None) -> Model:
+    model = Model(name, config, simulate, predict, tuple(metrics), description, memory)
     _REGISTRY[name] = model
     return model
 

@@ -1,3 +1,4 @@
+
 r"""Model family ``deep-rf``: ridge readout on deep frozen random features
 (theory/deep_random_features.md; Schröder, Cui, Dmitriev, Loureiro 2023, arXiv:2302.00401).
 
@@ -178,6 +179,14 @@ def predict(cfg: DeepRFConfig) -> dict[str, jax.Array]:
     return {"excess_risk": r.excess_risk, "test_mse": r.test_mse, "train_mse": r.train_mse}
 
 
+def memory(cfg: DeepRFConfig) -> int:
+    """Floats in the largest array: activations of the train/test/calibration inputs, a
+    weight matrix, or the Gram matrix of the readout features."""
+    widths = (cfg.d, *cfg.widths)
+    k = max(widths)
+    weights = max(a * b for a, b in zip(widths, widths[1:]))
+    return max(max(cfg.n, cfg.n_test, CALIBRATION) * k, weights, min(cfg.n, cfg.widths[-1]) ** 2)
+
 MODEL = register(
     "deep-rf",
     DeepRFConfig,
@@ -186,4 +195,5 @@ MODEL = register(
     metrics=("excess_risk", "test_mse", "train_mse"),
     description="ridge readout on deep frozen random features (Schröder, Cui, Dmitriev, "
     "Loureiro 2023 deterministic equivalent with layer-wise population covariances)",
+    memory=memory,
 )

@@ -79,6 +79,10 @@ def predict(cfg: LinearRidgeConfig) -> dict[str, jax.Array]:
     return {"excess_risk": r.excess_risk, "test_mse": r.test_mse, "train_mse": r.train_mse}
 
 
+def memory(cfg: LinearRidgeConfig) -> int:
+    """Floats in the largest array of one seed: X (n x d) or the smaller Gram matrix."""
+    return max(cfg.n * cfg.d, min(cfg.n, cfg.d) ** 2)
+
 MODEL = register(
     "linear-ridge",
     LinearRidgeConfig,
@@ -86,4 +90,5 @@ MODEL = register(
     predict,
     metrics=("excess_risk", "test_mse", "train_mse"),
     description="ridge regression on Gaussian data with power-law spectrum and target",
+    memory=memory,
 )

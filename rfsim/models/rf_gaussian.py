@@ -1,3 +1,4 @@
+
 r"""Model family ``rf-gaussian``: linear random-feature ridge regression on Gaussian data
 (theory/random_features.md §2.5), the setting of Simon et al. (arXiv:2311.14646).
 
@@ -94,6 +95,11 @@ def predict(cfg: RFGaussianConfig) -> dict[str, jax.Array]:
             "fit_ratio": r.train_mse / r.test_mse}
 
 
+def memory(cfg: RFGaussianConfig) -> int:
+    """Floats in the largest array of one seed: X, W, the features Z or the Gram matrix."""
+    n, N, P = cfg.n, cfg.n_features, cfg.n_modes
+    return max(n * P, N * P, n * N, min(n, N) ** 2)
+
 MODEL = register(
     "rf-gaussian",
     RFGaussianConfig,
@@ -102,4 +108,5 @@ MODEL = register(
     metrics=("excess_risk", "test_mse", "train_mse", "fit_ratio"),
     description="linear random-feature ridge regression on Gaussian data, power-law "
     "kernel spectrum and target (Simon et al. 2023 RF eigenframework)",
+    memory=memory,
 )

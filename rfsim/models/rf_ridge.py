@@ -88,6 +88,10 @@ def predict(cfg: RFRidgeConfig) -> dict[str, jax.Array]:
     return {"excess_risk": r.excess_risk, "test_mse": r.test_mse}
 
 
+def memory(cfg: RFRidgeConfig) -> int:
+    """Floats in the largest array of one seed: the train/test features or the Gram matrix."""
+    return max(cfg.n * cfg.N, cfg.n_test * cfg.N, cfg.n_test * cfg.d, min(cfg.n, cfg.N) ** 2)
+
 MODEL = register(
     "rf-ridge",
     RFRidgeConfig,
@@ -95,4 +99,5 @@ MODEL = register(
     predict,
     metrics=("excess_risk", "test_mse", "train_mse"),
     description="random-features ridge regression on the sphere (Mei-Montanari 2019)",
+    memory=memory,
 )

@@ -1,0 +1,77 @@
+"""How much memory a run may use, and whether a static group fits in it (checked before
+any compute).
+
+Each family may declare ``memory(cfg) -> int``: the number of floats in the largest array
+one seed of one grid point allocates (e.g. ``n * N`` random features).  The engine asks for
+``WORKING_COPIES`` such arrays per seed in flight (the array, a product or factorization of
+it) and vmaps ``chunk`` seeds per compiled call.  When a chunk does not fit, the chunk
+shrinks (results do not depend on it); when one seed does not fit, the run is refused with
+the estimate in the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WORKING_COPIES = 3
+MAX_GRID_POINTS = 1_000_000
+MAX_TABLE_ROWS = 100_000_000  # grid points x seeds (rows of sim.csv)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().split()[0]
+        return None if text == "max" else int(text)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def host_memory() -> int | None:
+    """Bytes the process may still allocate: MemAvailable, capped by a cgroup limit."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int(
+        "/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        avail = limit - used if avail is None else min(avail, limit - used)
+    return avail
+
+
+def available_memory() -> tuple[int | None, str]:
+    """(bytes, where) for the default JAX device: accelerator memory, else host memory."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return stats["bytes_limit"] - stats.get("bytes_in_use", 0), str(device)
+    return host_memory(), "host memory"
+
+
+def human(nbytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(nbytes) < 1024 or unit == "PB":
+            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{int(nbytes)} B"
+        nbytes /= 1024
+    return f"{nbytes:.1f} PB"
+
+
+def fit_chunk(largest: int, itemsize: int, chunk: int, available: int | None,
+              where: str, label: str) -> int:
+    """The number of seeds per compiled call that fits (<= ``chunk``), or ``ValueError``."""
+    per_seed = WORKING_COPIES * largest * itemsize
+    if available is None or per_seed * chunk <= available:
+        return chunk
+    fits = int(available // per_seed) if per_seed else chunk
+    if fits >= 1:
+        return min(chunk, fits)
+    raise ValueError(
+        f"grid point {label} does not fit in memory: its largest array holds {largest:,} "
+        f"floats ({human(largest * itemsize)}); one seed needs about {human(per_seed)}, "
+        f"but {human(available)} of {where} is available: reduce the sizes")
