@@ -30,9 +30,16 @@ def static(default=dataclasses.MISSING, *, doc: str = ""):
     return dataclasses.field(default=default, metadata={_KIND: "static", "doc": doc})
 
 
-def param(default=dataclasses.MISSING, *, doc: str = ""):
-    """A continuous parameter: an array leaf, vmappable without recompilation."""
-    return dataclasses.field(default=default, metadata={_KIND: "param", "doc": doc})
+def param(default=dataclasses.MISSING, *, doc: str = "", batch: bool = True):
+    """A continuous parameter: an array leaf, swept without recompilation.
+
+    ``batch=True`` (default): the sweep engine vmaps it across grid points.  ``batch=False``
+    for a parameter that shapes the *data* (e.g. a covariance spectrum): each of its values
+    runs as a scalar, so whatever depends only on the data (a factorization) stays unbatched
+    and is shared by every batched value (ridge, noise, ...).
+    """
+    return dataclasses.field(default=default,
+                             metadata={_KIND: "param", "doc": doc, "batch": batch})
 
 
 def static_fields(cls_or_cfg) -> tuple[str, ...]:
@@ -43,6 +50,13 @@ def static_fields(cls_or_cfg) -> tuple[str, ...]:
 def param_fields(cls_or_cfg) -> tuple[str, ...]:
     fields = dataclasses.fields(cls_or_cfg)
     return tuple(f.name for f in fields if f.metadata.get(_KIND) != "static")
+
+
+def unbatched_fields(cls_or_cfg) -> tuple[str, ...]:
+    """Parameters declared ``param(..., batch=False)``: scalar per compiled block."""
+    fields = dataclasses.fields(cls_or_cfg)
+    return tuple(f.name for f in fields
+                 if f.metadata.get(_KIND) != "static" and not f.metadata.get("batch", True))
 
 
 def field_names(cls_or_cfg) -> tuple[str, ...]:

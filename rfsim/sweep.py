@@ -12,6 +12,11 @@
   sets (common random numbers across ridge, noise, ...).  This refines ARCHITECTURE.md's
   ``grid_index``: keying by the full grid point would give every ridge its own data and
   forbid the shared factorization.
+* Bitwise reproducible: points are vmapped in blocks of exactly ``POINT_BLOCK`` (the last
+  block padded with copies), so every point runs the same compiled program with the same
+  shapes whatever its batch-mates.  XLA's batched kernels round differently for different
+  batch sizes (~1e-16), which made a grown grid or a shard differ from a fresh full run
+  in the last digit; with a fixed block they agree exactly.
 * Memory is bounded by ``chunk_size`` seeds per call; a progress bar counts chunks.
 * ``interrupt()`` is called between compiled calls (never during one): the CLI's deferred
   Ctrl-C / SIGTERM raise there, so no XLA computation is in flight when the process exits.
@@ -28,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.config import as_dict, param_fields, static_fields
+from rfsim.config import as_dict, param_fields, static_fields, unbatched_fields
 from rfsim.experiment import Experiment, grid_points, make_config
 from rfsim.keys import canonical, group_key, static_digest
 from rfsim.models import Model
@@ -98,35 +103,56 @@ def _with_params(cfg, values: dict):
 
 @functools.cache
 def _simulator(model: Model) -> Callable:
-    """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux."""
+    """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux.
 
-    def one(group_key, seed, cfg, dyn):
-        return model.simulate(jax.random.fold_in(group_key, seed), _with_params(cfg, dyn))
+    ``fixed`` holds the ``batch=False`` parameters (scalars), ``dyn`` every other parameter
+    as a (POINT_BLOCK,) array: the same program for any values.
+    """
 
-    over_points = jax.vmap(one, in_axes=(None, None, None, 0))
-    return jax.jit(jax.vmap(over_points, in_axes=(None, 0, None, None)))
+    def one(group_key, seed, cfg, fixed, dyn):
+        cfg = _with_params(cfg, {**fixed, **dyn})
+        return model.simulate(jax.random.fold_in(group_key, seed), cfg)
+
+    over_points = jax.vmap(one, in_axes=(None, None, None, None, 0))
+    return jax.jit(jax.vmap(over_points, in_axes=(None, 0, None, None, None)))
 
 
 @functools.cache
 def _predictor(model: Model) -> Callable:
-    def one(cfg, dyn):
-        return model.predict(_with_params(cfg, dyn))
+    def one(cfg, fixed, dyn):
+        return model.predict(_with_params(cfg, {**fixed, **dyn}))
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
-
-
-def _batched_fields(model: Model, pts: list[Point]) -> tuple[str, ...]:
-    return tuple(
-        k for k in param_fields(model.config) if len({repr(p.values[k]) for p in pts}) > 1
-    )
+    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
-def _dyn_arrays(pts: list[Point], batched: tuple[str, ...]) -> dict[str, jax.Array]:
-    """Swept values per point; ``_point`` gives the point axis its size when nothing varies."""
+POINT_BLOCK = 4  # points per vmapped block (fixed: see the module docstring)
+
+
+def _blocks(pts: list[Point]) -> list[list[Point]]:
+    """``pts`` in blocks of exactly POINT_BLOCK, the last padded with its final point."""
+    blocks = [pts[i : i + POINT_BLOCK] for i in range(0, len(pts), POINT_BLOCK)]
+    blocks[-1] = blocks[-1] + [blocks[-1][-1]] * (POINT_BLOCK - len(blocks[-1]))
+    return blocks
+
+
+def _subgroups(model: Model, pts: list[Point]) -> list[list[Point]]:
+    """Points of a static group split by their ``batch=False`` parameter values."""
+    names = unbatched_fields(model.config)
+    subs: dict[tuple, list[Point]] = {}
+    for p in pts:
+        subs.setdefault(tuple(repr(p.values[k]) for k in names), []).append(p)
+    return list(subs.values())
+
+
+def _param_arrays(model: Model, block: list[Point]) -> tuple[dict, dict]:
+    """(fixed scalars, batched (POINT_BLOCK,) arrays) of every parameter of a block."""
     dtype = jnp.result_type(float)
-    dyn = {k: jnp.asarray([p.values[k] for p in pts], dtype=dtype) for k in batched}
-    dyn["_point"] = jnp.arange(len(pts))
-    return dyn
+    fixed_names = unbatched_fields(model.config)
+    fixed = {k: jnp.asarray(block[0].values[k], dtype=dtype) for k in fixed_names}
+    dyn = {k: jnp.asarray([p.values[k] for p in block], dtype=dtype)
+           for k in param_fields(model.config) if k not in fixed_names}
+    dyn["_point"] = jnp.arange(len(block))  # the point axis has a size even with no params
+    return fixed, dyn
 
 
 def _chunks(n_seeds: int, chunk_size: int) -> list[np.ndarray]:
@@ -167,38 +193,22 @@ def run_points(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(groups) * len(chunks), unit="chunk", desc=model.name, leave=False)
+        total = len(chunks) * sum(len(_blocks(sub)) for pts in groups.values()
+                                  for sub in _subgroups(model, pts))
+        bar = tqdm(total=total, unit="chunk", desc=model.name, leave=False)
     results = []
     try:
         for g, pts in groups.items():
-            batched = _batched_fields(model, pts)
-            dyn = _dyn_arrays(pts, batched)
             cfg = pts[0].cfg
             sim = _simulator(model)
             key = group_key(root_seed, g)
-            outs = []
-            for chunk in chunks:
-                interrupt()
-                padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
-                out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, dyn)
-                outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
-                if bar is not None:
-                    bar.update(1)
-            merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
-            _check_metric_names(model, merged)
-            theory = {}
-            interrupt()
-            if model.predict is not None:
-                pred = _predictor(model)(cfg, dyn)
-                theory = {k: np.asarray(v) for k, v in pred.items()}
-            group_results = [
-                PointResult(
-                    p,
-                    {k: merged[k][:, j] for k in model.metrics},
-                    {k: float(v[j]) for k, v in theory.items()},
-                )
-                for j, p in enumerate(pts)
-            ]
+            by_point = {}
+            for sub in _subgroups(model, pts):
+                for block in _blocks(sub):
+                    for r in _run_block(model, sim, key, cfg, block, chunks, chunk_size,
+                                        interrupt, bar):
+                        by_point.setdefault(id(r.point), r)  # padding repeats a point
+            group_results = [by_point[id(p)] for p in pts]
             if on_group_done is not None:
                 on_group_done(group_results)
             results.extend(group_results)
@@ -206,6 +216,29 @@ def run_points(
         if bar is not None:
             bar.close()
     return results
+
+
+def _run_block(model, sim, key, cfg, block, chunks, chunk_size, interrupt, bar):
+    """Results of one block of POINT_BLOCK points (padding included) over all seeds."""
+    fixed, dyn = _param_arrays(model, block)
+    outs = []
+    for chunk in chunks:
+        interrupt()
+        padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
+        out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn)
+        outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
+        if bar is not None:
+            bar.update(1)
+    merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
+    _check_metric_names(model, merged)
+    theory = {}
+    interrupt()
+    if model.predict is not None:
+        pred = _predictor(model)(cfg, fixed, dyn)
+        theory = {k: np.asarray(v) for k, v in pred.items()}
+    return [PointResult(p, {k: merged[k][:, j] for k in model.metrics},
+                        {k: float(v[j]) for k, v in theory.items()})
+            for j, p in enumerate(block)]
 
 
 def _check_metric_names(model: Model, out: dict) -> None:

@@ -35,7 +35,7 @@ class LinearRidgeConfig:
     ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Xw||^2 + lambda ||w||^2")
     noise: float = param(0.0, doc="label-noise variance")
     signal: float = param(1.0, doc="sum_i s_i beta_i^2")
-    spectrum_decay: float = param(0.0, doc="s_i ∝ i^-spectrum_decay")
+    spectrum_decay: float = param(0.0, doc="s_i ∝ i^-spectrum_decay", batch=False)  # shapes X
     target_decay: float = param(0.0, doc="beta_i ∝ i^-(target_decay/2)")
 
     def validate(self):

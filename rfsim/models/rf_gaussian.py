@@ -44,7 +44,8 @@ class RFGaussianConfig:
     n_modes: int = static(doc="input dimension = number of kernel eigenmodes")
     ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Phi a/sqrt(N)||^2 + lambda ||a||^2")
     noise: float = param(0.0, doc="label-noise variance")
-    spectrum_decay: float = param(0.0, doc="kernel eigenvalues lambda_i = i^-spectrum_decay")
+    spectrum_decay: float = param(0.0, doc="kernel eigenvalues lambda_i = i^-spectrum_decay",
+                                  batch=False)  # shapes the features: one eigh per seed
     target_decay: float = param(0.0, doc="target v_i ∝ i^-(target_decay/2), sum v_i^2 = 1")
 
     def validate(self):
