@@ -141,15 +141,22 @@ def test_bad_input_names_the_field(kwargs, message):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    eig=st.lists(st.floats(0.0, 1e3), min_size=1, max_size=12).filter(lambda v: max(v) > 1e-6),
+    # subnormal eigenvalues are refused by validation (XLA flushes them to zero): see
+    # tests/test_api_ranges.py
+    eig=st.lists(st.floats(0.0, 1e3, allow_subnormal=False), min_size=1, max_size=12).filter(
+        lambda v: max(v) > 1e-6),
     n=st.integers(1, 30),
     ridge=st.one_of(st.just(0.0), st.floats(1e-8, 1e3)),
-    noise=st.floats(0.0, 10.0),
+    noise=st.floats(0.0, 10.0, allow_subnormal=False),
     seed=st.integers(0, 1000),
 )
 def test_fuzz_no_nan_and_consistent(eig, n, ridge, noise, seed):
     s = np.array(eig)
     beta = np.random.default_rng(seed).normal(size=s.shape)
+    if (s[s > 0] < s.max() * np.finfo(float).tiny).any():  # beyond float64's dynamic range
+        with pytest.raises(ValueError, match=r"eigenvalues\[\d+\] = .* within a factor"):
+            ridge_risk(s, beta, n=n, ridge=ridge, noise=noise)
+        return
     r = ridge_risk(s, beta, n=n, ridge=ridge, noise=noise)
     vals = np.array([float(v) for v in r])
     assert not np.isnan(vals).any()

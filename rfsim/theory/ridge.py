@@ -28,12 +28,24 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rfsim.validation import require, require_finite, require_nonnegative
+from rfsim.theory.scaling import ldexp, scale_exponent, split, xdiv, xmul, xsum, xval
+from rfsim.validation import (
+    float_dtype,
+    is_concrete,
+    range_error,
+    require,
+    require_exact,
+    require_finite,
+    require_in_range,
+    require_nonnegative,
+)
 
 _BISECTION_STEPS = 120
 
@@ -54,47 +66,72 @@ class RidgeRisk(NamedTuple):
     train_mse: jax.Array
 
 
-def _degrees_of_freedom(s, kappa):
-    """df1 = sum s/(s+kappa) and the gap 1 - df2/n written without cancellation (R-2), (R-6).
+# --------------------------------------------------------------------------- (R-1)-(R-6)
+
+
+def learned(s, pos, k):
+    """``(count, tail)`` with ``df1(k) = sum_{s>0} s/(s+k) = count - tail`` (R-2).
+
+    A mode with ``s > k`` contributes ``1 - k/(s+k)``, any other ``s/(s+k) <= 1/2``: ``count =
+    #{s > k}`` is exact and ``tail = sum_{s>k} k/(s+k) - sum_{s<=k} s/(s+k)`` is a difference
+    of two sums of small terms, each accurate to round-off however wide the spectral gaps.
+    """
+    kb = k[..., None]
+    denom = jnp.where(pos, s + kb, 1.0)
+    big = pos & (s > kb)
+    small = pos & ~big
+    count = big.sum(-1).astype(s.dtype)
+    tail = jnp.where(big, kb / denom, 0.0).sum(-1) - jnp.where(small, s / denom, 0.0).sum(-1)
+    return count, tail
+
+
+def deficit(s, pos, k, m):
+    """``m - df1(k)`` without cancellation: ``(m - count) + tail`` (:func:`learned`).
+
+    (Writing it as ``m - rank + sum k/(s+k)`` drops every ``k/(s+k)`` below eps: it gave a
+    wrong kappa, hence a wrong bias, once a gap in the spectrum exceeded ~1/eps^2 = 1e32 in
+    float64.)
+    """
+    count, tail = learned(s, pos, k)
+    return (m - count) + tail
+
+
+def _gap(s, pos, kappa, n, ridge):
+    """1 - df2/n >= 0 (R-6); zero exactly at the ridgeless interpolation threshold.
 
     With kappa > 0 the fixed point (R-1) gives n - df1 = n ridge / kappa, hence
-    n - df2 = n ridge/kappa + sum s kappa/(s+kappa)^2: a sum of non-negative terms.
+    n - df2 = n ridge/kappa + sum s kappa/(s+kappa)^2: a sum of non-negative terms, each
+    formed as (s/(s+kappa))(kappa/(s+kappa)) so that nothing underflows to 0/0.
     ``kappa`` may be 0 (ridgeless, n >= rank), where the gap is 1 - rank/n.
     """
-    pos = s > 0
-    denom = jnp.where(pos, s + kappa, 1.0)
-    r1 = jnp.where(pos, s / denom, 0.0)
-    return r1.sum(-1), denom, pos
-
-
-def _gap(s, kappa, n, ridge):
-    """1 - df2/n >= 0 (R-6); zero exactly at the ridgeless interpolation threshold."""
-    _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
+    kb = kappa[..., None]
+    denom = jnp.where(pos, s + kb, 1.0)
     safe = jnp.where(kappa > 0, kappa, 1.0)
-    spread = jnp.where(pos, (s / denom) * (kappa[..., None] / denom), 0.0).sum(-1) / n
+    spread = jnp.where(pos, (s / denom) * (kb / denom), 0.0).sum(-1) / n
     df2 = jnp.where(pos, (s / denom) ** 2, 0.0).sum(-1)
     # kappa = 0: 1 - df2/n = 1 - rank/n, written through df2 so that d/d kappa flows
     return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - df2 / n)
 
 
-def _solve_kappa(s, n, ridge):
+def _solve_kappa(s, pos, n, ridge):
     """Root of (R-1), by bisection in log kappa between the bounds (R-3), then one Newton
-    step so that derivatives follow the implicit-function theorem."""
-    rank = (s > 0).sum(-1)
-    inv_sum = jnp.where(s > 0, 1.0 / jnp.where(s > 0, s, 1.0), 0.0).sum(-1)
-    lo = jnp.maximum(ridge, (rank - n) / inv_sum)
-    hi = ridge + s.sum(-1) / n
+    step so that derivatives follow the implicit-function theorem.  ``s`` and ``ridge`` are
+    the rescaled ones of (R-8): every bracket end is a normal number."""
+    rank = pos.sum(-1).astype(s.dtype)
+    s_min = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1)
+    s_min = jnp.where(jnp.isfinite(s_min), s_min, 1.0)
+    # (rank - n) / sum 1/s, written so that no 1/s overflows
+    rel_inv = jnp.where(pos, s_min[..., None] / jnp.where(pos, s, 1.0), 0.0).sum(-1)
+    lo = jnp.maximum(ridge, (rank - n) * s_min / jnp.where(rel_inv > 0, rel_inv, 1.0))
+    hi = ridge + jnp.where(pos, s, 0.0).sum(-1) / n
     solvable = lo > 0  # otherwise ridge == 0 and n >= rank: kappa = 0 (R-3)
     log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
     log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
 
-    def shortfall(k):  # n - df1(k) = n - rank + sum_{s>0} k/(s+k), free of cancellation
-        kb = k[..., None]
-        return n - rank + jnp.where(s > 0, kb / jnp.where(s > 0, s + kb, 1.0), 0.0).sum(-1)
-
-    def excess(log_k):  # (df1 - n)/n + ridge/k, decreasing in k; root = kappa (R-1)
+    def excess(log_k):  # ridge/k - (n - df1)/n, decreasing in k; root = kappa (R-1)
         k = jnp.exp(log_k)
-        return ridge / k - shortfall(k) / n
+        ridge_over_k = jnp.where(ridge > 0, ridge / k, 0.0)
+        return ridge_over_k - deficit(s, pos, k, n) / n
 
     def step(_, bounds):
         a, b = bounds
@@ -105,9 +142,9 @@ def _solve_kappa(s, n, ridge):
     a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
     k0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 0.0))
     # Newton on h(k) = k (1 - df1/n) - ridge, h'(k) = 1 - df2/n > 0  (R-1), (R-6)
-    slope = _gap(s, k0, n, ridge)
+    slope = _gap(s, pos, k0, n, ridge)
     ok = solvable & (slope > 0)
-    h = k0 * shortfall(k0) / n - ridge
+    h = k0 * (deficit(s, pos, k0, n) / n) - ridge  # k0 * deficit alone may overflow
     k1 = k0 - h / jnp.where(ok, slope, 1.0)
     # kappa = 0 (ridgeless, n > rank): kappa ~ ridge / (1 - rank/n) to first order, which
     # carries the derivative d kappa / d ridge = 1 / (1 - rank/n) (R-3)
@@ -116,29 +153,57 @@ def _solve_kappa(s, n, ridge):
     return jnp.where(ok & (k1 > 0), k1, jnp.where(solvable, k0, k_zero))
 
 
-def _ridge_risk(s, beta, n, ridge, noise):
-    kappa = _solve_kappa(s, n, ridge)
-    _, denom, pos = _degrees_of_freedom(s, kappa[..., None])
+def _ridge_risk(s, beta, n, ridge, noise, s_exp=0, b_exp=0):
+    """(R-1)-(R-8) for the spectrum ``s 2^s_exp`` and coefficients ``beta 2^b_exp``.
+
+    The fixed point is solved for the problem rescaled by ``2^-e`` (R-8): kappa is
+    homogeneous, kappa(c s, c ridge) = c kappa(s, ridge), so ``s 2^(s_exp-e)`` and
+    ``ridge 2^-e`` (exact power-of-two scalings) give ``kappa 2^-e`` with every
+    intermediate far from overflow and underflow.  The bias numerator and the variance
+    are carried in extended range and rounded once.
+    """
+    dtype = s.dtype
+    e = scale_exponent([(jnp.max(s), s_exp), (ridge, 0)], dtype)
+    sp = ldexp(s, (s_exp - e)[..., None])
+    rp = ldexp(ridge, -e)
+    pos = sp > 0  # a mode 2^-H below a dominant ridge flushes to 0: negligible there (R-8)
+    kappa_p = _solve_kappa(sp, pos, n, rp)
+    kb = kappa_p[..., None]
+    denom = jnp.where(pos, sp + kb, 1.0)
     rank = pos.sum(-1)
-    gap = _gap(s, kappa, n, ridge)
+    gap = _gap(sp, pos, kappa_p, n, rp)
     at_threshold = gap <= 0  # ridgeless interpolation threshold n == rank
     safe_gap = jnp.where(at_threshold, 1.0, gap)
-    signal_left = jnp.where(pos, s * beta**2 * (kappa[..., None] / denom) ** 2, 0.0).sum(-1)
-    bias = jnp.where(at_threshold, 0.0, signal_left / safe_gap)  # (R-4)
-    df2 = jnp.where(pos, (s / denom) ** 2, 0.0).sum(-1)
-    var_factor = jnp.where(at_threshold, jnp.inf, (df2 / n) / safe_gap)  # (R-5), no cancellation
-    variance = jnp.where(noise > 0, noise * var_factor, 0.0)
+    # (R-4): bias = sum s beta^2 r^2 / gap, r = kappa/(s+kappa), in the caller's units;
+    # modes flushed to 0 by the rescaling keep r = 1 and their full power s beta^2
+    r = xdiv(split(jnp.broadcast_to(kb, sp.shape)), split(denom))
+    b = split(beta, b_exp)
+    power = xmul(split(s, s_exp), b, b)
+    signal_left = xsum(xmul(power, r, r), s > 0)
+    bias = jnp.where(at_threshold, 0.0, xval(xdiv(signal_left, split(safe_gap))))
+    # (R-5): variance = noise (df2/n) / gap, no cancellation
+    q = xdiv(split(sp), split(denom))
+    df2 = xsum(xmul(q, q), pos)
+    var = xval(xmul(split(noise), xdiv(df2, split(n * safe_gap))))
+    variance = jnp.where(noise > 0, jnp.where(at_threshold, jnp.inf, var), 0.0)
     excess = bias + variance
     test = excess + noise
     # (R-7): train = (ridge/kappa)^2 test = (1 - df1/n)^2 test; 0 whenever the fit interpolates
-    shrink = jnp.where(kappa > 0, ridge / jnp.where(kappa > 0, kappa, 1.0), 1.0 - rank / n)
+    shrink = jnp.where(kappa_p > 0, rp / jnp.where(kappa_p > 0, kappa_p, 1.0), 1.0 - rank / n)
     interpolates = (ridge == 0) & (rank >= n)
-    train = jnp.where(interpolates, 0.0, shrink**2 * jnp.where(interpolates, 0.0, test))
+    train = jnp.where(interpolates, 0.0, shrink * (shrink * jnp.where(interpolates, 0.0, test)))
+    kappa = ldexp(kappa_p, e)
     return RidgeRisk(kappa, bias, variance, excess, test, train)
+
+
+_ridge_risk_jit = jax.jit(_ridge_risk)
 
 
 def spectrum_arrays(eigenvalues, target_coeffs) -> tuple[jax.Array, jax.Array]:
     """1-d float arrays of equal length (integer eigenvalues are computed in floats)."""
+    for name, x in (("eigenvalues", eigenvalues), ("target_coeffs", target_coeffs)):
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise ValueError(f"{name} must be real, got an array of dtype {x.dtype}")
     s = jnp.asarray(eigenvalues)
     if not jnp.issubdtype(s.dtype, jnp.floating):
         s = s.astype(jnp.result_type(float))
@@ -151,8 +216,75 @@ def spectrum_arrays(eigenvalues, target_coeffs) -> tuple[jax.Array, jax.Array]:
     return s, coeffs
 
 
+def check_spectrum(eigenvalues, dtype, field: str = "eigenvalues") -> None:
+    """Concrete eigenvalues: real, finite, >= 0 with one > 0, each positive one a normal
+    number of ``dtype`` within a factor ``1/finfo.tiny`` of the largest (R-8)."""
+    require(field, eigenvalues, lambda a: (a >= 0).all() and (a > 0).any(),
+            ">= 0 with at least one > 0", dtype)
+    if not is_concrete(eigenvalues):
+        return
+    s = np.asarray(eigenvalues, dtype=float)
+    tiny = float(jnp.finfo(dtype).tiny)
+    top = s.max()
+    small = (s > 0) & (s < top * tiny)
+    if small.any():
+        i = int(np.nonzero(small)[0][0])
+        raise range_error(
+            f"{field}[{i}]", float(s[i]), dtype,
+            f"the positive eigenvalues must lie within a factor {1 / tiny:.3g} of the largest, "
+            f"{top:g}, to be resolved in {np.dtype(dtype).name}; set the negligible ones to 0",
+        )
+
+
+def check_ridge(ridge, eigenvalues, dtype, field: str = "ridge") -> None:
+    """A concrete positive ridge must be at least ``finfo.tiny`` times the largest eigenvalue:
+    below that it is exactly 0 in the rescaled problem (R-8)."""
+    require_nonnegative(field, ridge, dtype)
+    if not (is_concrete(ridge) and is_concrete(eigenvalues)):
+        return
+    r = np.asarray(ridge, dtype=float)
+    floor = float(np.max(np.asarray(eigenvalues, dtype=float))) * float(jnp.finfo(dtype).tiny)
+    small = (r > 0) & (r < floor)
+    if small.any():
+        raise range_error(
+            field, float(r[small].flat[0]), dtype,
+            f"a positive ridge below {floor:.3g} (finfo.tiny times the largest eigenvalue) "
+            "acts as exactly 0; pass ridge=0 if that is what you mean",
+        )
+
+
+def check_power(field: str, log_total: float, dtype) -> None:
+    """Refuse a target whose total power ``exp(log_total)`` overflows ``dtype``: every risk
+    would then be inf."""
+    top = float(jnp.finfo(dtype).max)
+    if log_total > math.log(top):
+        raise ValueError(
+            f"{field}: the target's power is about 1e{log_total / math.log(10):.0f}, beyond "
+            f"the largest {np.dtype(dtype).name} {top:.3g}, so every risk would overflow; "
+            f"rescale the target{_hint(dtype)}"
+        )
+
+
+def _hint(dtype) -> str:
+    if jnp.finfo(dtype).bits >= 64:
+        return ""
+    if jax.config.jax_enable_x64:
+        return " or pass float64 arrays"
+    return ' or enable float64 with jax.config.update("jax_enable_x64", True)'
+
+
+def log_power(weights, coeffs) -> float:
+    """log sum_i w_i c_i^2 (w >= 0) in float64, free of overflow."""
+    w = np.asarray(weights, dtype=float)
+    c = np.abs(np.asarray(coeffs, dtype=float))
+    live = (w > 0) & (c > 0)
+    if not live.any():
+        return -math.inf
+    return float(np.logaddexp.reduce(np.log(w[live]) + 2.0 * np.log(c[live])))
+
+
 def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
-    r"""Deterministic-equivalent risk of ridge regression (theory/ridge.md (R-1)–(R-7)).
+    r"""Deterministic-equivalent risk of ridge regression (theory/ridge.md (R-1)–(R-8)).
 
     Args:
       eigenvalues: covariance eigenvalues ``s_i >= 0`` (shape ``(p,)``), at least one > 0.
@@ -165,15 +297,28 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     ``ridge`` and ``noise`` may be arrays (they broadcast together); the function is
     jittable, vmappable and differentiable in both.  At ``ridge = 0`` and ``n == rank``
     the variance is ``+inf`` (when ``noise > 0``), never NaN.
+
+    Computed in the eigenvalues' float dtype (the active default for Python numbers).
+    Concrete inputs must fit it (theory/ridge.md §3c): nonzero values normal numbers,
+    positive eigenvalues and a positive ridge within ``1/finfo.tiny`` of the largest
+    eigenvalue, integer ``n`` exact, target power ``sum s_i beta_i^2`` finite; otherwise
+    ``ValueError`` names the field, the value and the range.  Inside that domain the result
+    is accurate to round-off at any scale (the problem is solved rescaled by a power of 2,
+    (R-8)); only a risk whose true value overflows comes back inf.
     """
-    require("eigenvalues", eigenvalues, lambda a: (a >= 0).all() and (a > 0).any(),
-            ">= 0 with at least one > 0")
+    dtype = float_dtype(eigenvalues)
+    check_spectrum(eigenvalues, dtype)
     require_finite("target_coeffs", target_coeffs)
-    require("n", n, lambda a: a > 0, "> 0")
-    require_nonnegative("ridge", ridge)
-    require_nonnegative("noise", noise)
+    require_in_range("target_coeffs", target_coeffs, dtype)
+    require("n", n, lambda a: a > 0, "> 0", dtype)
+    require_exact("n", n, dtype)
+    check_ridge(ridge, eigenvalues, dtype)
+    require_nonnegative("noise", noise, dtype)
+    if is_concrete((eigenvalues, target_coeffs)) and np.shape(eigenvalues) == np.shape(
+            target_coeffs):
+        check_power("target_coeffs", log_power(eigenvalues, target_coeffs), dtype)
     s, beta = spectrum_arrays(eigenvalues, target_coeffs)
     ridge = jnp.asarray(ridge, dtype=s.dtype)
     noise = jnp.asarray(noise, dtype=s.dtype)
     ridge, noise = jnp.broadcast_arrays(ridge, noise)
-    return _ridge_risk(s, beta, n, ridge, noise)
+    return _ridge_risk_jit(s, beta, jnp.asarray(n, s.dtype), ridge, noise)
