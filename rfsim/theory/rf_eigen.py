@@ -42,9 +42,36 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rfsim.theory.ridge import RidgeRisk, spectrum_arrays
-from rfsim.validation import require, require_finite, require_nonnegative
+from rfsim.theory.ridge import (
+    RidgeRisk,
+    check_power,
+    check_ridge,
+    check_spectrum,
+    learned,
+    log_power,
+    spectrum_arrays,
+)
+from rfsim.theory.scaling import (
+    ldexp,
+    scale_exponent,
+    split,
+    xadd,
+    xdiv,
+    xmul,
+    xsum,
+    xval,
+)
+from rfsim.validation import (
+    float_dtype,
+    is_concrete,
+    require,
+    require_exact,
+    require_finite,
+    require_in_range,
+    require_nonnegative,
+)
 
 __all__ = ["rf_eigen_risk"]
 
@@ -63,22 +90,29 @@ def _spectral_sums(lam, pos, gamma):
 
 def _solve_gamma(lam, pos, n, N, ridge):
     """gamma of (RFE-3): bisection in log gamma inside the bracket (RFE-4), then one Newton
-    step so that derivatives follow the implicit-function theorem."""
+    step so that derivatives follow the implicit-function theorem.  ``lam`` and ``ridge``
+    are the rescaled ones of (R-8); ``1 - a/n = ((n - count) + tail)/n`` with ``a = count -
+    tail`` (:func:`rfsim.theory.ridge.learned`), free of cancellation across spectral gaps."""
     inv_N = 1.0 / N
     m = jnp.minimum(n, N)
     rank = pos.sum(-1).astype(lam.dtype)
-    inv_sum = jnp.where(pos, 1.0 / jnp.where(pos, lam, 1.0), 0.0).sum(-1)
-    lo = jnp.maximum(ridge, (rank - m) / inv_sum)
-    hi = ridge + lam.sum(-1) * (1.0 / n + inv_N)
+    lam_min = jnp.min(jnp.where(pos, lam, jnp.inf), axis=-1)
+    lam_min = jnp.where(jnp.isfinite(lam_min), lam_min, 1.0)
+    # (rank - m) / sum 1/lambda, written so that no 1/lambda overflows
+    rel_inv = jnp.where(pos, lam_min[..., None] / jnp.where(pos, lam, 1.0), 0.0).sum(-1)
+    lo = jnp.maximum(ridge, (rank - m) * lam_min / jnp.where(rel_inv > 0, rel_inv, 1.0))
+    hi = ridge + jnp.where(pos, lam, 0.0).sum(-1) * (1.0 / n + inv_N)
     solvable = lo > 0  # otherwise ridge == 0 and min(n, N) >= rank: gamma = 0 (RFE-5)
     log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
     log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
 
     def above_root(log_g):  # a < min(n, N) and gamma (1 - a/n)(1 - a/N) > ridge
         g = jnp.exp(log_g)
-        a = jnp.where(pos, lam / (lam + g[..., None]), 0.0).sum(-1)
-        ok = a < m
-        return ok & (g * (1.0 - a / n) * (1.0 - a * inv_N) > ridge)
+        count, tail = learned(lam, pos, g)
+        fn = ((n - count) + tail) / n
+        fN = ((N - count) + tail) * inv_N
+        ok = (fn > 0) & (fN > 0)
+        return ok & ((ridge == 0) | (g * fn * fN > ridge))
 
     def step(_, bounds):
         a, b = bounds
@@ -90,8 +124,9 @@ def _solve_gamma(lam, pos, n, N, ridge):
     g0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 1.0))
     # Newton on h(g) = g (1 - a/n)(1 - a/N) - ridge; with -g a'(g) = a - b:
     # h'(g) = (1 - a/n)(1 - a/N) + (a - b)/n (1 - a/N) + (1 - a/n)(a - b)/N     (RFE-3)
-    _, _, a0, _, amb0 = _spectral_sums(lam, pos, g0)
-    fn, fN = 1.0 - a0 / n, 1.0 - a0 * inv_N
+    _, _, _, _, amb0 = _spectral_sums(lam, pos, g0)
+    count, tail = learned(lam, pos, g0)
+    fn, fN = ((n - count) + tail) / n, ((N - count) + tail) * inv_N
     h = g0 * fn * fN - ridge
     slope = fn * fN + amb0 / n * fN + fn * amb0 * inv_N
     slope = jnp.where(solvable & (slope > 0), slope, 1.0)  # 0 only at ridgeless n == N
@@ -99,40 +134,62 @@ def _solve_gamma(lam, pos, n, N, ridge):
 
 
 def _rf_eigen_risk(lam, v, n, N, ridge, noise):
-    pos = lam > 0
-    rank = pos.sum(-1).astype(lam.dtype)
+    """(RFE-2)-(RFE-11), solved for the problem rescaled by ``2^-e`` (R-8): gamma is
+    homogeneous in (lambda, ridge) and every other quantity depends on lambda/gamma only.
+    The bias numerator and the variance are carried in extended range and rounded once."""
+    e = scale_exponent([(jnp.max(lam), 0), (ridge, 0)], lam.dtype)
+    lam_p = ldexp(lam, -e[..., None])
+    ridge_p = ldexp(ridge, -e)
+    pos = lam_p > 0  # a mode 2^-H below a dominant ridge flushes to 0: a null mode there
+    rank = (lam > 0).sum(-1).astype(lam.dtype)
     inv_N = 1.0 / N
-    gamma = _solve_gamma(lam, pos, n, N, ridge)
-    q, r, a, _b, amb = _spectral_sums(lam, pos, gamma)
-    live = gamma > 0
+    gamma_p = _solve_gamma(lam_p, pos, n, N, ridge_p)
+    q, r, a, _b, amb = _spectral_sums(lam_p, pos, gamma_p)
+    live = gamma_p > 0
     # The two factors of (RFE-3), f_n = 1 - a/n and f_N = 1 - a/N, with f_n f_N = ridge/gamma.
-    # The smaller one (the side with fewer of n, N) suffers cancellation near interpolation,
-    # so it is recovered from the product; at ridge = 0 it is exactly 0.
+    # The smaller one (the side with fewer of n, N) vanishes at interpolation; it is
+    # recovered from the product, exactly 0 at ridge = 0.
     n_small = n <= N
-    d_n, d_N = 1.0 - a / n, 1.0 - a * inv_N
-    ratio = ridge / jnp.where(live, gamma, 1.0)
+    count, tail = learned(lam_p, pos, gamma_p)
+    d_n, d_N = ((n - count) + tail) / n, ((N - count) + tail) * inv_N
+    ratio = ridge_p / jnp.where(live, gamma_p, 1.0)
     safe = lambda x: jnp.where(x > 0, x, 1.0)
     f_n = jnp.where(live & n_small, ratio / safe(d_N), d_n)
     f_N = jnp.where(live & ~n_small, ratio / safe(d_n), d_N)
     # theta = (a - b)/(N - b) (RFE-6), written with 1/N; 0 when gamma = 0 (where a = b = rank)
-    t_den = f_N + amb * inv_N
-    theta = jnp.where(live, amb * inv_N / jnp.where(live, safe(t_den), 1.0), 0.0)
-    n_theta = jnp.where(live, f_N * amb / jnp.where(live, safe(t_den), 1.0), 0.0)  # (N - a) theta
-    df2 = a - n_theta  # effective df of the variance (RFE-6)
-    gap = f_n + n_theta / n  # 1 - df2/n (RFE-8)
+    t_den = jnp.where(live, safe(f_N + amb * inv_N), 1.0)  # 1 - b/N
+    n_theta = jnp.where(live, f_N * amb / t_den, 0.0)  # (N - a) theta
+    gap = f_n + n_theta / n  # 1 - d2/n (RFE-8)
     at_threshold = (ridge == 0) & jnp.where(live, n == N, n == rank)  # (RFE-11)
     gap = jnp.where(at_threshold, 1.0, gap)
-    v2 = v * v
-    signal_left = (v2 * r * r).sum(-1) + theta * (v2 * r * q).sum(-1)  # (RFE-7)
-    bias = jnp.where(at_threshold, jnp.where(signal_left > 0, jnp.inf, 0.0), signal_left / gap)
-    var_factor = jnp.where(at_threshold, jnp.inf, (df2 / n) / gap)
-    variance = jnp.where(noise > 0, noise * var_factor, 0.0)
+    # (RFE-7): B = sum v^2 r^2 + theta sum v^2 r q, theta = (a - b)/N / (1 - b/N)
+    g = jnp.broadcast_to(gamma_p[..., None], lam_p.shape)
+    denom = jnp.where(pos, lam_p + g, 1.0)
+    xr = xdiv(split(jnp.where(pos, g, 1.0)), split(denom))  # r (1 on null modes)
+    xq = xdiv(split(jnp.where(pos, lam_p, 0.0)), split(denom))
+    xv = split(v)
+    vv = xmul(xv, xv)
+    theta = xdiv(xmul(split(amb), split(inv_N)), split(t_den))
+    spill = xmul(theta, xsum(xmul(vv, xr, xq), pos))
+    signal_left = xadd(xsum(xmul(vv, xr, xr), jnp.ones_like(pos)), spill)
+    big_bias = jnp.where(xval(signal_left) > 0, jnp.inf, 0.0)
+    bias = jnp.where(at_threshold, big_bias, xval(xdiv(signal_left, split(gap))))
+    # (RFE-6), (RFE-8): d2 = a - (N - a) theta = (b f_N + a (a - b)/N) / (1 - b/N), a sum of
+    # non-negative terms; variance = noise (d2/n) / gap
+    d2_live = xdiv(xadd(xmul(xsum(xmul(xq, xq), pos), split(f_N)),
+                        xmul(split(a), split(amb), split(inv_N))), split(t_den))
+    d2 = tuple(jnp.where(live, x, y) for x, y in zip(d2_live, split(a)))  # gamma = 0: d2 = a
+    var = xval(xmul(split(noise), xdiv(d2, split(n * gap))))
+    variance = jnp.where(noise > 0, jnp.where(at_threshold, jnp.inf, var), 0.0)
     excess = bias + variance
     test = excess + noise
     # (RFE-9): train = (ridge / kappa_1)^2 test = f_n^2 test, exactly 0 when RF interpolates
     interpolates = (ridge == 0) & (n <= N) & (n <= rank)
-    train = jnp.where(interpolates, 0.0, f_n**2 * jnp.where(interpolates, 0.0, test))
-    return RidgeRisk(gamma, bias, variance, excess, test, train)
+    train = jnp.where(interpolates, 0.0, f_n * (f_n * jnp.where(interpolates, 0.0, test)))
+    return RidgeRisk(ldexp(gamma_p, e), bias, variance, excess, test, train)
+
+
+_rf_eigen_risk_jit = jax.jit(_rf_eigen_risk)
 
 
 def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0) -> RidgeRisk:
@@ -164,19 +221,20 @@ def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0
     ``+inf`` (never NaN) exactly at the interpolation thresholds ``n == n_features <
     rank`` and ``n == rank <= n_features`` (RFE-11), unless the numerator vanishes.
     """
-    require(
-        "eigenvalues",
-        eigenvalues,
-        lambda a: (a >= 0).all() and (a > 0).any(),
-        ">= 0 with at least one > 0",
-    )
+    dtype = float_dtype(eigenvalues)
+    check_spectrum(eigenvalues, dtype)
     require_finite("target_coeffs", target_coeffs)
-    require("n", n, lambda a: a >= 1, ">= 1")
-    require("n_features", n_features, lambda a: a >= 1, ">= 1")
-    require_nonnegative("ridge", ridge)
-    require_nonnegative("noise", noise)
+    require_in_range("target_coeffs", target_coeffs, dtype)
+    for name, value in (("n", n), ("n_features", n_features)):
+        require(name, value, lambda a: a >= 1, ">= 1", dtype)
+        require_exact(name, value, dtype)
+    check_ridge(ridge, eigenvalues, dtype)
+    require_nonnegative("noise", noise, dtype)
+    if is_concrete(target_coeffs) and np.ndim(target_coeffs) == 1:
+        check_power("target_coeffs", log_power(np.ones(np.shape(target_coeffs)), target_coeffs),
+                    dtype)
     lam, v = spectrum_arrays(eigenvalues, target_coeffs)
     n, N, ridge, noise = jnp.broadcast_arrays(
         *(jnp.asarray(x, dtype=lam.dtype) for x in (n, n_features, ridge, noise))
     )
-    return _rf_eigen_risk(lam, v, n, N, ridge, noise)
+    return _rf_eigen_risk_jit(lam, v, n, N, ridge, noise)
