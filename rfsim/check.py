@@ -273,7 +273,7 @@ def validate_spec(spec: dict, *, metrics=None, columns=None, values=None,
     for key in spec:
         if key not in allowed:
             hint = closest(key, allowed)
-            if key in SPEC_KEYS and not hint:
+            if key in SPEC_KEYS:
                 raise ValueError(f"{label}: key {key!r} does not apply to kind {kind!r}; "
                                  f"allowed: {', '.join(allowed)}")
             raise ValueError(f"unknown check key {key!r}{hint}; allowed: {', '.join(allowed)}")

@@ -10,12 +10,13 @@ to resume: finished grid points are kept).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import tomllib
 from pathlib import Path
 
-from rfsim.interrupt import Interrupted, deferred_signals
+from rfsim.interrupt import Checkpoint, Interrupted, deferred_signals, install
 
 DEMO = "linear_ridge_double_descent"
 
@@ -253,10 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with deferred_signals() as checkpoint:
-        code = _main(argv, checkpoint)
-        if checkpoint.pending and code not in (130, 143):
-            code = _interrupted(Interrupted(checkpoint.signum))
+    """The console script.  Ctrl-C / SIGTERM are deferred to checkpoints between compiled
+    calls (rfsim.interrupt) for the whole command; as the console script the handlers stay
+    until the process exits, so a late signal never turns into a traceback at shutdown."""
+    if __name__ == "__main__" or _is_console_script():
+        checkpoint = Checkpoint()
+        install(checkpoint, (signal.SIGINT, signal.SIGTERM))
+        return _finish(_main(argv, checkpoint), checkpoint)
+    with deferred_signals() as checkpoint:  # called from Python (tests): restore handlers
+        return _finish(_main(argv, checkpoint), checkpoint)
+
+
+def _is_console_script() -> bool:
+    return Path(sys.argv[0]).name == "rfsim"
+
+
+def _finish(code: int, checkpoint) -> int:
+    if checkpoint.pending and code not in (130, 143):
+        code = _interrupted(Interrupted(checkpoint.signum))
     return code
 
 

@@ -42,6 +42,19 @@ class Checkpoint:
         return self.signum is not None
 
 
+def install(checkpoint: Checkpoint, signals) -> dict:
+    """Make ``signals`` set ``checkpoint`` (a second one exits at once); returns the
+    previous handlers.  Main thread only."""
+
+    def handler(signum, frame):
+        if checkpoint.signum is not None:
+            os.write(2, b"interrupted again: exiting now (finished points are saved)\n")
+            os._exit(128 + signum)
+        checkpoint.signum = signum
+
+    return {s: signal.signal(s, handler) for s in signals}
+
+
 @contextlib.contextmanager
 def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     """Within the block, the signals set a flag instead of raising; yields the checkpoint.
@@ -53,14 +66,7 @@ def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     if threading.current_thread() is not threading.main_thread():
         yield checkpoint
         return
-
-    def handler(signum, frame):
-        if checkpoint.signum is not None:
-            os.write(2, b"interrupted again: exiting now (finished points are saved)\n")
-            os._exit(128 + signum)
-        checkpoint.signum = signum
-
-    previous = {s: signal.signal(s, handler) for s in signals}
+    previous = install(checkpoint, signals)
     try:
         yield checkpoint
     finally:

@@ -12,14 +12,13 @@ The ``[plot]`` table of the experiment (kept in meta.json) chooses::
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from rfsim.io import read_csv, to_float
+from rfsim.io import read_meta, read_summary, to_float
 
 
 def _auto_log(values) -> bool:
@@ -35,20 +34,29 @@ def plot_run(run_dir: str | Path, *, formats=("png", "pdf")) -> Path:
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    summary = run_dir / "summary.csv"
-    if not summary.is_file():
-        raise ValueError(f"{run_dir} has no summary.csv to plot")
-    rows = read_csv(summary)
-    meta = json.loads((run_dir / "meta.json").read_text())
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is not a run directory")
+    meta = read_meta(run_dir)
+    rows = read_summary(run_dir / "summary.csv")
     exp = meta["experiment"]
-    spec = dict(exp.get("plot") or {})
-    axes = list(exp["grid"])
+    spec = exp.get("plot") or {}
+    grid = exp.get("grid")
+    if not isinstance(spec, dict) or not isinstance(grid, dict):
+        raise ValueError(f"{run_dir / 'meta.json'} is not as rfsim wrote it (its experiment "
+                         "has no [plot]/[grid] tables): rerun the same `rfsim run` to rewrite it")
+    spec = dict(spec)
+    axes = list(grid)
     x = spec.get("x", axes[0] if axes else None)
-    if x is None or (rows and x not in rows[0]):
-        raise ValueError(f"plot x must be a parameter column, got {x!r}")
+    if x is None or x not in rows[0]:
+        raise ValueError(f"plot x must be a parameter column of {run_dir / 'summary.csv'}, "
+                         f"got {x!r}")
     checks = exp.get("checks") or []
     metric = spec.get("metric", checks[0]["metric"] if checks else rows[0]["metric"])
     series = spec.get("series", [a for a in axes if a != x])
+    missing = [s for s in series if s not in rows[0]]
+    if missing:
+        raise ValueError(f"plot series {missing[0]!r} is not a column of "
+                         f"{run_dir / 'summary.csv'}")
     rows = [r for r in rows if r["metric"] == metric]
     if not rows:
         raise ValueError(f"plot metric {metric!r} is not in summary.csv")

@@ -12,11 +12,13 @@
   sets (common random numbers across ridge, noise, ...).  This refines ARCHITECTURE.md's
   ``grid_index``: keying by the full grid point would give every ridge its own data and
   forbid the shared factorization.
-* Bitwise reproducible: points are vmapped in blocks of exactly ``POINT_BLOCK`` (the last
-  block padded with copies), so every point runs the same compiled program with the same
-  shapes whatever its batch-mates.  XLA's batched kernels round differently for different
-  batch sizes (~1e-16), which made a grown grid or a shard differ from a fresh full run
-  in the last digit; with a fixed block they agree exactly.
+* Bitwise reproducible: within a compiled call the points are a loop (``lax.map``), not a
+  vmap.  XLA's batched kernels round differently for different batch sizes (a vmapped
+  mat-vec becomes a mat-mat), which made a grown grid or a shard differ from a fresh full
+  run in the last digit; a loop runs the same body for every point whatever its neighbours.
+  XLA hoists what does not depend on the loop (the data, a factorization) out of it, so the
+  factorization is still computed once per seed and shared by every ridge.  A loop of one
+  iteration is inlined and fused differently, so a lone point is padded to two.
 * Memory is bounded by ``chunk_size`` seeds per call; a progress bar counts chunks.
 * ``interrupt()`` is called between compiled calls (never during one): the CLI's deferred
   Ctrl-C / SIGTERM raise there, so no XLA computation is in flight when the process exits.
@@ -103,36 +105,33 @@ def _with_params(cfg, values: dict):
 
 @functools.cache
 def _simulator(model: Model) -> Callable:
-    """jit(vmap_seeds(vmap_points(simulate))); static fields retrace via the pytree aux.
+    """jit(vmap_seeds(loop_points(simulate))); static fields retrace via the pytree aux.
 
-    ``fixed`` holds the ``batch=False`` parameters (scalars), ``dyn`` every other parameter
-    as a (POINT_BLOCK,) array: the same program for any values.
+    ``fixed`` holds the ``batch=False`` parameters (scalars: loop-invariant, so what depends
+    on them is hoisted), ``dyn`` every other parameter as a (points,) array.
     """
 
-    def one(group_key, seed, cfg, fixed, dyn):
-        cfg = _with_params(cfg, {**fixed, **dyn})
-        return model.simulate(jax.random.fold_in(group_key, seed), cfg)
+    def points(group_key, seed, cfg, fixed, dyn):
+        key = jax.random.fold_in(group_key, seed)
+        return jax.lax.map(lambda row: model.simulate(key, _with_params(cfg, {**fixed, **row})),
+                           dyn)
 
-    over_points = jax.vmap(one, in_axes=(None, None, None, None, 0))
-    return jax.jit(jax.vmap(over_points, in_axes=(None, 0, None, None, None)))
+    return jax.jit(jax.vmap(points, in_axes=(None, 0, None, None, None)))
 
 
 @functools.cache
 def _predictor(model: Model) -> Callable:
-    def one(cfg, fixed, dyn):
-        return model.predict(_with_params(cfg, {**fixed, **dyn}))
+    def points(cfg, fixed, dyn):
+        return jax.lax.map(lambda row: model.predict(_with_params(cfg, {**fixed, **row})), dyn)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
-
-
-POINT_BLOCK = 4  # points per vmapped block (fixed: see the module docstring)
+    return jax.jit(points)
 
 
-def _blocks(pts: list[Point]) -> list[list[Point]]:
-    """``pts`` in blocks of exactly POINT_BLOCK, the last padded with its final point."""
-    blocks = [pts[i : i + POINT_BLOCK] for i in range(0, len(pts), POINT_BLOCK)]
-    blocks[-1] = blocks[-1] + [blocks[-1][-1]] * (POINT_BLOCK - len(blocks[-1]))
-    return blocks
+MIN_LOOP = 2  # a one-iteration loop is inlined and rounds differently: pad to two
+
+
+def _padded(pts: list[Point]) -> list[Point]:
+    return pts + [pts[-1]] * max(0, MIN_LOOP - len(pts))
 
 
 def _subgroups(model: Model, pts: list[Point]) -> list[list[Point]]:
@@ -145,13 +144,13 @@ def _subgroups(model: Model, pts: list[Point]) -> list[list[Point]]:
 
 
 def _param_arrays(model: Model, block: list[Point]) -> tuple[dict, dict]:
-    """(fixed scalars, batched (POINT_BLOCK,) arrays) of every parameter of a block."""
+    """(fixed scalars, (points,) arrays) of every parameter of a block of points."""
     dtype = jnp.result_type(float)
     fixed_names = unbatched_fields(model.config)
     fixed = {k: jnp.asarray(block[0].values[k], dtype=dtype) for k in fixed_names}
     dyn = {k: jnp.asarray([p.values[k] for p in block], dtype=dtype)
            for k in param_fields(model.config) if k not in fixed_names}
-    dyn["_point"] = jnp.arange(len(block))  # the point axis has a size even with no params
+    dyn["_point"] = jnp.arange(len(block))  # the loop has a length even with no params
     return fixed, dyn
 
 
@@ -193,8 +192,7 @@ def run_points(
     if progress:
         from tqdm.auto import tqdm
 
-        total = len(chunks) * sum(len(_blocks(sub)) for pts in groups.values()
-                                  for sub in _subgroups(model, pts))
+        total = len(chunks) * sum(len(_subgroups(model, pts)) for pts in groups.values())
         bar = tqdm(total=total, unit="chunk", desc=model.name, leave=False)
     results = []
     try:
@@ -204,10 +202,9 @@ def run_points(
             key = group_key(root_seed, g)
             by_point = {}
             for sub in _subgroups(model, pts):
-                for block in _blocks(sub):
-                    for r in _run_block(model, sim, key, cfg, block, chunks, chunk_size,
-                                        interrupt, bar):
-                        by_point.setdefault(id(r.point), r)  # padding repeats a point
+                for r in _run_block(model, sim, key, cfg, _padded(sub), chunks, chunk_size,
+                                    interrupt, bar):
+                    by_point.setdefault(id(r.point), r)  # padding repeats a point
             group_results = [by_point[id(p)] for p in pts]
             if on_group_done is not None:
                 on_group_done(group_results)
@@ -219,7 +216,7 @@ def run_points(
 
 
 def _run_block(model, sim, key, cfg, block, chunks, chunk_size, interrupt, bar):
-    """Results of one block of POINT_BLOCK points (padding included) over all seeds."""
+    """Results of one block of points (padding included) over all seeds."""
     fixed, dyn = _param_arrays(model, block)
     outs = []
     for chunk in chunks:

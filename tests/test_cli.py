@@ -169,6 +169,9 @@ def test_a_different_experiment_never_overwrites_a_run_directory(tmp_path, exp_f
     code, _, err = _run(capsys, "run", exp_file, "--out", out, "--set", "noise=0.1", "--quiet")
     assert code == 2 and "holds the results of a different experiment" in err
     assert (out / "summary.csv").read_text() == before
-    code, _, _ = _run(capsys, "run", exp_file, "--out", out, "--set", "noise=0.1", "--quiet",
-                      "--no-plot", "--force")
-    assert code == 0 and (out / "summary.csv").read_text() != before
+    # --force adds points (a grown grid); the old rows stay, unchanged
+    code, stdout, _ = _run(capsys, "run", exp_file, "--out", out, "--set", "n=[10, 30, 60]",
+                           "--quiet", "--no-plot", "--force")
+    assert code == 0 and "2 computed, 4 reused" in stdout
+    after = (out / "summary.csv").read_text().splitlines()
+    assert set(before.splitlines()) < set(after)

@@ -27,7 +27,7 @@ from rfsim.config import model_config, param, static
 from rfsim.features import random_features, sphere_inputs, sphere_weights
 from rfsim.models import register
 from rfsim.solvers import gram_eigh, ridge_from_eigh
-from rfsim.theory.mei_montanari import mei_montanari
+from rfsim.theory.mei_montanari import activation_coefficients, mei_montanari
 from rfsim.validation import require_int, require_nonnegative
 
 
@@ -49,6 +49,10 @@ class RFRidgeConfig:
         if self.d < 2:
             raise ValueError(f"d must be an integer >= 2 (the target uses x_1 x_2), got {self.d}")
         get_activation(self.activation)
+        if isinstance(self.activation, str) and activation_coefficients(self.activation)[2] == 0:
+            raise ValueError(f"activation {self.activation!r} is linear (mu_star = 0), which "
+                             "the rf-ridge theory (Mei-Montanari) excludes: use one of relu, "
+                             "erf, tanh, gelu")
         for name in ("ridge", "f1_sq", "fstar_sq", "noise"):
             require_nonnegative(name, getattr(self, name))
 
