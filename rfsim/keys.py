@@ -90,6 +90,15 @@ def root_key(root_seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(lo), hi)
 
 
+STATE_WORD = 0xFFFFFFFF  # seeds are < MAX_SEEDS, so the state key never equals a seed key
+STATE_KEY_SCHEME = "fold_in(group key, 2^32 - 1)"
+
+
+def state_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
+    """The key a family's ``init(key, cfg)`` receives for one static group."""
+    return jax.random.fold_in(group_key(root_seed, digest), STATE_WORD)
+
+
 def group_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
     """The key shared by every point of one static group (fold in the seed to use it)."""
     return jax.random.fold_in(jax.random.fold_in(root_key(root_seed), digest[0]), digest[1])

@@ -37,7 +37,7 @@ import numpy as np
 
 from rfsim.config import as_dict, param_fields, static_fields, unbatched_fields
 from rfsim.experiment import Experiment, grid_points, make_config
-from rfsim.keys import canonical, group_key, static_digest
+from rfsim.keys import canonical, group_key, state_key, static_digest
 from rfsim.models import Model
 
 
@@ -111,20 +111,41 @@ def _simulator(model: Model) -> Callable:
     on them is hoisted), ``dyn`` every other parameter as a (points,) array.
     """
 
-    def points(group_key, seed, cfg, fixed, dyn):
+    def points(group_key, seed, cfg, fixed, dyn, state):
         key = jax.random.fold_in(group_key, seed)
-        return jax.lax.map(lambda row: model.simulate(key, _with_params(cfg, {**fixed, **row})),
-                           dyn)
 
-    return jax.jit(jax.vmap(points, in_axes=(None, 0, None, None, None)))
+        def one(row):
+            point_cfg = _with_params(cfg, {**fixed, **row})
+            if model.init is None:
+                return model.simulate(key, point_cfg)
+            return model.simulate(key, point_cfg, state)
+
+        return jax.lax.map(one, dyn)
+
+    return jax.jit(jax.vmap(points, in_axes=(None, 0, None, None, None, None)))
 
 
 @functools.cache
 def _predictor(model: Model) -> Callable:
-    def points(cfg, fixed, dyn):
-        return jax.lax.map(lambda row: model.predict(_with_params(cfg, {**fixed, **row})), dyn)
+    def one(cfg, state):
+        return model.predict(cfg) if model.init is None else model.predict(cfg, state)
 
-    return jax.jit(points)
+    def points(cfg, fixed, dyn, state):
+        return jax.lax.map(lambda row: one(_with_params(cfg, {**fixed, **row}), state), dyn)
+
+    if model.predict_jit:
+        return jax.jit(points)
+
+    def on_host(cfg, fixed, dyn, state):
+        """predict_jit=False: one call per point with the point's own (concrete) config."""
+        n = len(dyn["_point"])
+        scalars = {k: np.asarray(v).item() for k, v in fixed.items()}
+        outs = [one(_with_params(cfg, {**scalars, **{k: np.asarray(v)[j].item()
+                                                     for k, v in dyn.items()}}), state)
+                for j in range(n)]
+        return {k: np.stack([np.asarray(o[k]) for o in outs]) for k in outs[0]} if outs else {}
+
+    return on_host
 
 
 MIN_LOOP = 2  # a one-iteration loop is inlined and rounds differently: pad to two
@@ -200,10 +221,11 @@ def run_points(
             cfg = pts[0].cfg
             sim = _simulator(model)
             key = group_key(root_seed, g)
+            state = None if model.init is None else model.init(state_key(root_seed, g), cfg)
             by_point = {}
             for sub in _subgroups(model, pts):
-                for r in _run_block(model, sim, key, cfg, _padded(sub), chunks, chunk_size,
-                                    interrupt, bar):
+                for r in _run_block(model, sim, key, cfg, state, _padded(sub), chunks,
+                                    chunk_size, interrupt, bar):
                     by_point.setdefault(id(r.point), r)  # padding repeats a point
             group_results = [by_point[id(p)] for p in pts]
             if on_group_done is not None:
@@ -215,14 +237,14 @@ def run_points(
     return results
 
 
-def _run_block(model, sim, key, cfg, block, chunks, chunk_size, interrupt, bar):
+def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt, bar):
     """Results of one block of points (padding included) over all seeds."""
     fixed, dyn = _param_arrays(model, block)
     outs = []
     for chunk in chunks:
         interrupt()
         padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
-        out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn)
+        out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn, state)
         outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
         if bar is not None:
             bar.update(1)
@@ -231,7 +253,7 @@ def _run_block(model, sim, key, cfg, block, chunks, chunk_size, interrupt, bar):
     theory = {}
     interrupt()
     if model.predict is not None:
-        pred = _predictor(model)(cfg, fixed, dyn)
+        pred = _predictor(model)(cfg, fixed, dyn, state)
         theory = {k: np.asarray(v) for k, v in pred.items()}
     return [PointResult(p, {k: merged[k][:, j] for k in model.metrics},
                         {k: float(v[j]) for k, v in theory.items()})

@@ -32,15 +32,17 @@ def _run(case: tuple):
     """Seed means, sems and predictions over RIDGES for one configuration (cached)."""
     # n_test 2000 (default 4000) to save time: the test-point average is unbiased either way
     cfg = MODEL.config(**dict(case), ridge=0.0, noise=0.1, n_test=2000)
+    state = MODEL.init(None, cfg)
     ridges = jnp.asarray(RIDGES)
 
-    def one(key, r):
-        return MODEL.simulate(key, _with_params(cfg, {"ridge": r}))
+    def one(key, r, state):
+        return MODEL.simulate(key, _with_params(cfg, {"ridge": r}), state)
 
-    sim = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))
-    out = {k: np.asarray(v) for k, v in sim(_keys(SEEDS), ridges).items()}
-    pred = jax.jit(jax.vmap(lambda r: MODEL.predict(_with_params(cfg, {"ridge": r}))))(ridges)
-    return {k: (v.mean(0), v.std(0, ddof=1) / math.sqrt(SEEDS), np.asarray(pred[k]))
+    sim = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, None)), in_axes=(0, None, None)))
+    out = {k: np.asarray(v) for k, v in sim(_keys(SEEDS), ridges, state).items()}
+    preds = [MODEL.predict(_with_params(cfg, {"ridge": r}), state) for r in RIDGES]
+    pred = {k: np.array([float(p[k]) for p in preds]) for k in preds[0]}
+    return {k: (v.mean(0), v.std(0, ddof=1) / math.sqrt(SEEDS), pred[k])
             for k, v in out.items()}
 
 
@@ -90,8 +92,9 @@ def test_simulate_is_the_stated_estimator():
     cfg = MODEL.config(d=12, n=20, widths=[15, 9], activation="relu", target="linear",
                        ridge=0.05, noise=0.3, n_test=300)
     key = jax.random.key(11)
-    out = jax.jit(MODEL.simulate)(key, cfg)
-    Ws, consts, beta = (deep_rf.frozen(12, (15, 9), "relu", True, "linear", 0))
+    state = MODEL.init(None, cfg)
+    out = jax.jit(MODEL.simulate)(key, cfg, state)
+    Ws, consts, beta = state["weights"], state["consts"], state["coeffs"]
     Ws, consts, beta = [np.asarray(W) for W in Ws], [np.asarray(c) for c in consts], \
         np.asarray(beta)
 
@@ -112,10 +115,17 @@ def test_simulate_is_the_stated_estimator():
     assert float(out["test_mse"]) == pytest.approx(excess + 0.3, rel=1e-12)
 
 
+def _frozen(d, widths, activation, centered, target, weight_seed):
+    cfg = MODEL.config(d=d, n=5, widths=widths, activation=activation, centered=centered,
+                       target=target, weight_seed=weight_seed)
+    state = MODEL.init(jax.random.key(123), cfg)  # the engine's key is not used: fixed weights
+    return state["weights"], state["consts"], state["coeffs"]
+
+
 def test_weights_are_frozen_per_config_and_data_per_seed():
-    a = deep_rf.frozen(30, (20, 10), "erf", True, "shared", 0)
-    b = deep_rf.frozen(30, (20,), "erf", True, "linear", 0)
-    c = deep_rf.frozen(30, (20, 10), "erf", True, "shared", 1)
+    a = _frozen(30, (20, 10), "erf", True, "shared", 0)
+    b = _frozen(30, (20,), "erf", True, "linear", 0)
+    c = _frozen(30, (20, 10), "erf", True, "shared", 1)
     ref = deep_weights(jax.random.fold_in(jax.random.key(0), 0), 30, [20, 10])
     np.testing.assert_array_equal(a[0][0], ref[0])
     np.testing.assert_array_equal(a[0][1], ref[1])
@@ -123,18 +133,29 @@ def test_weights_are_frozen_per_config_and_data_per_seed():
     assert not np.allclose(a[0][0], c[0][0])  # weight_seed changes the network
     cfg = MODEL.config(d=30, n=25, widths=(20, 10), activation="erf", target="shared",
                        ridge=0.01, n_test=200)
+    state = MODEL.init(None, cfg)
     sim = jax.jit(MODEL.simulate)
-    r1 = float(sim(jax.random.key(1), cfg)["excess_risk"])
-    r2 = float(sim(jax.random.key(2), cfg)["excess_risk"])
+    r1 = float(sim(jax.random.key(1), cfg, state)["excess_risk"])
+    r2 = float(sim(jax.random.key(2), cfg, state)["excess_risk"])
     assert r1 != r2  # the data are redrawn per seed ...
-    p = [float(jax.jit(MODEL.predict)(cfg)["excess_risk"]) for _ in range(2)]
+    p = [float(MODEL.predict(cfg, state)["excess_risk"]) for _ in range(2)]
     assert p[0] == p[1]  # ... the prediction has no key
+
+
+def test_frozen_weights_are_arguments_not_constants():
+    """The compiled simulator takes the weights as parameters: no weight-sized constant."""
+    cfg = MODEL.config(d=30, n=25, widths=(64, 48), n_test=50)
+    state = MODEL.init(None, cfg)
+    hlo = jax.jit(MODEL.simulate).lower(jax.random.key(0), cfg, state).as_text()
+    assert "64x30" in hlo  # the first layer's weights appear as an argument ...
+    assert "dense<" not in hlo or all(len(line) < 2000 for line in hlo.splitlines()
+                                       if "constant" in line)  # ... never as a literal
 
 
 def test_centring_constants_are_the_population_means():
     """Calibrated c_1 equals the exact layer-1 mean m(q_i) = sqrt(q_i / 2 pi) within the
     calibration's Monte Carlo error (16384 inputs)."""
-    Ws, consts, _ = deep_rf.frozen(40, (60, 50), "relu", True, "linear", 0)
+    Ws, consts, _ = _frozen(40, (60, 50), "relu", True, "linear", 0)
     st = layer_statistics(list(Ws), activation="relu")
     sd = np.sqrt(np.diag(np.asarray(st[0].cov)) / deep_rf.CALIBRATION)
     z = (np.asarray(consts[0]) - np.asarray(st[0].act_mean)) / sd

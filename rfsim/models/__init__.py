@@ -17,8 +17,14 @@ from rfsim.activations import closest
 class Model:
     """A registered model family.
 
-    simulate(key, cfg) -> dict[str, scalar Array]: one seed, pure, jit/vmap-able.
-    predict(cfg) -> dict[str, scalar Array]: the closed form for (some of) the metrics.
+    simulate(key, cfg[, state]) -> dict[str, scalar Array]: one seed, pure, jit/vmap-able.
+    predict(cfg[, state]) -> dict[str, scalar Array]: the closed form for (some of) the
+    metrics; jitted unless ``predict_jit=False`` (scipy-based theory: then it runs per point
+    on the host with a concrete config and state).
+    init(key, cfg) -> state: optional; what simulate and predict share for one static group
+    (frozen weights, a teacher), computed once per group from the group's state key
+    (:func:`rfsim.keys.state_key`) and passed to both as jit arguments, never baked into a
+    compiled program as constants.
     metrics: the names simulate returns, in column order.
     memory(cfg) -> int: optional; floats in the largest array one seed allocates (checked
     against available memory before any compute, see rfsim.resources).
@@ -31,6 +37,8 @@ class Model:
     metrics: tuple[str, ...]
     description: str = ""
     memory: Callable | None = None
+    init: Callable | None = None
+    predict_jit: bool = True
 
 
 _REGISTRY: dict[str, Model] = {}
@@ -45,8 +53,9 @@ _BUILTIN = (
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="",
-             memory=None) -> Model:
-    model = Model(name, config, simulate, predict, tuple(metrics), description, memory)
+             memory=None, init=None, predict_jit=True) -> Model:
+    model = Model(name, config, simulate, predict, tuple(metrics), description, memory, init,
+                  bool(predict_jit))
     _REGISTRY[name] = model
     return model
 

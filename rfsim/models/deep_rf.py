@@ -10,7 +10,9 @@ inputs; with ``centered = False``, ``c_l = 0``.
 
 Frozen means frozen.  The weights ``W_l``, the target's coefficients and the calibration
 inputs are drawn from the FIXED key ``jax.random.key(weight_seed)`` (``fold_in`` 0, 1, 2);
-they do not change with the simulation seed.  Each seed redraws only the data: training
+they do not change with the simulation seed.  They are the family's state (:func:`init`,
+model contract v2), computed once per static group and passed to both ``simulate`` and
+``predict`` as arguments.  Each seed redraws only the data: training
 inputs, label noise, test inputs.  ``predict`` is the theory for exactly those weights, so
 simulation and prediction describe the same network.  (To average over weight draws, put
 ``weight_seed`` on a grid.)
@@ -39,7 +41,6 @@ Metrics:
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -114,38 +115,34 @@ def _forward(x, weights, sigma, consts):
     return h
 
 
-@functools.lru_cache(maxsize=32)
-def frozen(d: int, widths: tuple, activation: str, centered: bool, target: str,
-           weight_seed: int, dtype: str = "float64"):
-    """The frozen network of a configuration: ``(weights, centring constants, coefficients)``.
+def init(key: jax.Array, cfg: DeepRFConfig) -> dict:
+    """The frozen network of a configuration: weights, centring constants, coefficients.
 
-    Drawn from ``key(weight_seed)`` only (never from a simulation seed) and computed eagerly,
-    so the arrays enter compiled programs as constants.
+    Drawn from ``key(weight_seed)`` only -- the engine's state key is not used, so the
+    network is the same in every run and for every root seed, as documented above -- and
+    passed to :func:`simulate` and :func:`predict` as arguments (not compile-time constants).
     """
-    with jax.ensure_compile_time_eval():
-        root = jax.random.key(weight_seed)
-        weights = deep_weights(jax.random.fold_in(root, 0), d, list(widths), dtype)
-        size = widths[-1] if target == "shared" else d
-        coeffs = jax.random.normal(jax.random.fold_in(root, 1), (size,), dtype)
-        sigma = get_activation(activation)
-        consts = [jnp.zeros(k, dtype) for k in widths]
-        if centered:
-            h = jax.random.normal(jax.random.fold_in(root, 2), (CALIBRATION, d), dtype)
-            for l, W in enumerate(weights):
-                a = sigma((h @ W.T) / math.sqrt(W.shape[1]))
-                consts[l] = a.mean(axis=0)
-                h = a - consts[l]
-        return tuple(weights), tuple(consts), coeffs
+    del key
+    dtype = jnp.result_type(float)
+    root = jax.random.key(cfg.weight_seed)
+    widths = list(cfg.widths)
+    weights = deep_weights(jax.random.fold_in(root, 0), cfg.d, widths, dtype)
+    size = widths[-1] if cfg.target == "shared" else cfg.d
+    coeffs = jax.random.normal(jax.random.fold_in(root, 1), (size,), dtype)
+    sigma = get_activation(cfg.activation)
+    consts = [jnp.zeros(k, dtype) for k in widths]
+    if cfg.centered:
+        h = jax.random.normal(jax.random.fold_in(root, 2), (CALIBRATION, cfg.d), dtype)
+        for l, W in enumerate(weights):
+            a = sigma((h @ W.T) / math.sqrt(W.shape[1]))
+            consts[l] = a.mean(axis=0)
+            h = a - consts[l]
+    return {"weights": tuple(weights), "consts": tuple(consts), "coeffs": coeffs}
 
 
-def _frozen(cfg: DeepRFConfig):
-    return frozen(cfg.d, cfg.widths, cfg.activation, bool(cfg.centered), cfg.target,
-                  cfg.weight_seed, jnp.dtype(jnp.result_type(float)).name)
-
-
-def simulate(key: jax.Array, cfg: DeepRFConfig) -> dict[str, jax.Array]:
+def simulate(key: jax.Array, cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
     """One draw of training data, noise and test data through the frozen network."""
-    weights, consts, coeffs = _frozen(cfg)
+    weights, consts, coeffs = state["weights"], state["consts"], state["coeffs"]
     sigma = get_activation(cfg.activation)
     dtype = coeffs.dtype
     k_x, k_eps, k_test = jax.random.split(key, 3)
@@ -169,9 +166,11 @@ def simulate(key: jax.Array, cfg: DeepRFConfig) -> dict[str, jax.Array]:
     }
 
 
-def predict(cfg: DeepRFConfig) -> dict[str, jax.Array]:
-    """Deterministic equivalent (DRF-11) for the same frozen weights and target."""
-    weights, _, coeffs = _frozen(cfg)
+def predict(cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
+    """Deterministic equivalent (DRF-11) for the same frozen weights and target; evaluated
+    on the host per point (``predict_jit=False``): the layer recursion validates and jits
+    itself, and the weights arrive as arguments, not constants."""
+    weights, coeffs = state["weights"], state["coeffs"]
     extra = {"theta": coeffs} if cfg.target == "shared" else {"beta": coeffs}
     r = deep_rf_risk(list(weights), activation=cfg.activation, n=cfg.n, ridge=cfg.ridge,
                      noise=cfg.noise, target=cfg.target, centered=bool(cfg.centered),
@@ -187,6 +186,7 @@ def memory(cfg: DeepRFConfig) -> int:
     weights = max(a * b for a, b in zip(widths, widths[1:]))
     return max(max(cfg.n, cfg.n_test, CALIBRATION) * k, weights, min(cfg.n, cfg.widths[-1]) ** 2)
 
+
 MODEL = register(
     "deep-rf",
     DeepRFConfig,
@@ -196,4 +196,6 @@ MODEL = register(
     description="ridge readout on deep frozen random features (Schröder, Cui, Dmitriev, "
     "Loureiro 2023 deterministic equivalent with layer-wise population covariances)",
     memory=memory,
+    init=init,
+    predict_jit=False,
 )
