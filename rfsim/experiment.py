@@ -228,8 +228,8 @@ def validate_experiment(exp: Experiment) -> Model:
 
     values = _column_values(exp, model)
     for spec in exp.checks:
-        validate_spec(spec, metrics=model.metrics, columns=names, values=values,
-                      axes=list(exp.grid))
+        validate_spec(spec, metrics=model.metrics, columns=list(names) + list(model.axis_names),
+                      values=values, axes=list(exp.grid) + list(model.axis_names))
     for point in grid_points(exp):
         make_config(model, point)
     return model
@@ -259,10 +259,11 @@ def _validate_plot(exp: Experiment, model: Model) -> None:
     if legend not in LEGEND_LOCATIONS:
         raise ExperimentError(f"plot legend must be one of {list(LEGEND_LOCATIONS)}, got "
                               f"{legend!r}" + closest(legend, LEGEND_LOCATIONS))
+    names = list(names) + list(model.axis_names)  # a metric's axis is a column too
     x = exp.plot.get("x", next(iter(exp.grid), None))
     if x not in names:
-        raise ExperimentError(f"plot x must be a parameter of {exp.model!r}, got {x!r}"
-                              + closest(str(x), names))
+        raise ExperimentError(f"plot x must be a parameter or axis of {exp.model!r}, got "
+                              f"{x!r}" + closest(str(x), names))
     metric = exp.plot.get("metric")
     if metric is not None and metric not in model.metrics:
         raise ExperimentError(f"plot metric must be one of {list(model.metrics)}, got "

@@ -172,37 +172,68 @@ def _record_problem(rec, values: dict, seeds: int, metrics) -> str:
     if not isinstance(sim, dict) or set(sim) != set(metrics):
         return f"metrics {sorted(sim) if isinstance(sim, dict) else sim!r}, expected " \
                f"{sorted(metrics)}"
+    coords = rec.get("coords", {})
+    if not isinstance(coords, dict) or not all(
+            isinstance(c, list) and all(_is_number(x) for x in c) for c in coords.values()):
+        return "its coords entry is not a table of coordinate lists"
+    axes = rec.get("axes", {})
+    if not isinstance(axes, dict) or any(a not in coords for a in axes.values()):
+        return "its axes entry names coordinates it does not hold"
     for m, col in sim.items():
+        size = len(coords[axes[m]]) if m in axes else None
         if not isinstance(col, list) or len(col) != seeds or not all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                for v in col):
-            return f"metric {m!r} does not hold {seeds} numbers"
+                _cell_ok(v, size) for v in col):
+            shape = f"{seeds} numbers" if size is None else f"{seeds} lists of {size} numbers"
+            return f"metric {m!r} does not hold {shape}"
     if not isinstance(theory, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in theory.values()):
+            _cell_ok(v, len(coords[axes[m]]) if m in axes else None, finite=False)
+            for m, v in theory.items()):
         return "its theory entry is not a table of numbers"
     return ""
 
 
-def point_record(index: int, values: dict, sim: dict[str, np.ndarray],
-                 theory: dict[str, float]) -> dict:
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _cell_ok(v, size: int | None, finite: bool = True) -> bool:
+    """A record cell: a number (or null) for a scalar metric, a list of ``size`` of them for
+    a metric along an axis."""
+    if size is None:
+        return (v is None and finite) or _is_number(v)
+    return isinstance(v, list) and len(v) == size and all(_cell_ok(x, None, finite) for x in v)
+
+
+def point_record(index: int, values: dict, sim: dict[str, np.ndarray], theory: dict,
+                 coords: dict[str, np.ndarray] | None = None,
+                 axes: dict[str, str] | None = None) -> dict:
     """JSON record of one finished point; non-finite simulation values become null.
 
+    ``sim[m]`` has shape ``(seeds,)`` for a scalar metric, ``(seeds, len(coords[a]))`` for
+    a metric along axis ``a = axes[m]``; ``theory[m]`` is a number or a list along the axis.
     A non-finite *prediction* (e.g. +inf at an interpolation threshold) is kept: JSON
     writes it as Infinity/NaN, and the tables show it (``inf``) or leave it blank (NaN).
     """
 
     def clean(arr):
-        return [float(x) if math.isfinite(x) else None for x in np.asarray(arr, float)]
+        arr = np.asarray(arr, float)
+        if arr.ndim > 1:
+            return [clean(row) for row in arr]
+        return [float(x) if math.isfinite(x) else None for x in arr]
 
     sims = {k: clean(v) for k, v in sim.items()}
-    return {
+    record = {
         "format": FORMAT,
         "index": index,
         "values": {k: plain(v, field=k) for k, v in values.items()},
         "seeds": len(next(iter(sims.values()))) if sims else 0,
         "sim": sims,
-        "theory": {k: float(v) for k, v in theory.items()},
+        "theory": {k: (np.asarray(v, float).tolist()) for k, v in theory.items()},
     }
+    if axes:
+        record["axes"] = dict(axes)
+        record["coords"] = {a: np.asarray(c, float).tolist() for a, c in coords.items()}
+    return record
 
 
 def summarize(values: list[float | None], theory: float | None) -> dict[str, Any]:
@@ -227,17 +258,45 @@ def summarize(values: list[float | None], theory: float | None) -> dict[str, Any
 def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
                  records: list[dict]) -> list[dict[str, str]]:
     """sim.csv and summary.csv from point records (in the order given: the grid's order);
-    returns the summary rows as read back from the CSV (strings)."""
+    returns the summary rows as read back from the CSV (strings).
+
+    Metrics along an axis (a record's ``axes``) get one row per coordinate, with the axis
+    as a column (blank on the rows of scalar metrics); scalar-only tables have no axis
+    columns at all.
+    """
+    axis_cols = list(dict.fromkeys(a for rec in records for a in rec.get("axes", {}).values()))
     sim_rows, summary_rows = [], []
     for rec in records:
-        params = [rec["values"][c] for c in columns]
+        params = [rec["values"].get(c) for c in columns]
+        axes, coords = rec.get("axes", {}), rec.get("coords", {})
+        scalars = [m for m in metrics if m not in axes]
+        along = {a: [m for m in metrics if axes.get(m) == a] for a in axis_cols}
+        blank_axes = [None] * len(axis_cols)
         for s in range(rec["seeds"]):
-            sim_rows.append(params + [s] + [rec["sim"][m][s] for m in metrics])
+            if scalars:
+                sim_rows.append(params + blank_axes + [s] + [
+                    rec["sim"][m][s] if m in scalars else None for m in metrics])
+            for i, a in enumerate(axis_cols):
+                for j, c in enumerate(coords.get(a, []) if along[a] else []):
+                    where = blank_axes[:i] + [c] + blank_axes[i + 1:]
+                    sim_rows.append(params + where + [s] + [
+                        rec["sim"][m][s][j] if m in along[a] else None for m in metrics])
         for m in metrics:
-            stats = summarize(rec["sim"][m], rec["theory"].get(m))
-            summary_rows.append(params + [m] + [stats[k] for k in SUMMARY_STATS[1:]])
-    header = columns + list(SUMMARY_STATS)
-    write_csv(run.file("sim.csv"), columns + ["seed", *metrics], sim_rows)
+            theory = rec["theory"].get(m)
+            if m not in axes:
+                stats = summarize(rec["sim"][m], theory)
+                summary_rows.append(params + blank_axes + [m] +
+                                    [stats[k] for k in SUMMARY_STATS[1:]])
+                continue
+            i = axis_cols.index(axes[m])
+            for j, c in enumerate(coords[axes[m]]):
+                stats = summarize([seed[j] for seed in rec["sim"][m]],
+                                  None if theory is None else theory[j])
+                where = blank_axes[:i] + [c] + blank_axes[i + 1:]
+                summary_rows.append(params + where + [m] +
+                                    [stats[k] for k in SUMMARY_STATS[1:]])
+    header = columns + axis_cols + list(SUMMARY_STATS)
+    write_csv(run.file("sim.csv"), columns + axis_cols + ["seed", *metrics], sim_rows)
     write_csv(run.file("summary.csv"), header, summary_rows)
     return [dict(zip(header, (format_value(v) for v in row))) for row in summary_rows]
 

@@ -29,7 +29,7 @@ from rfsim.experiment import Experiment, load_experiment
 from rfsim.interrupt import deferred_signals
 from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
                       write_tables)
-from rfsim.keys import KEY_SCHEME
+from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
 from rfsim.models import Model, get_model
 from rfsim.ownership import Owner, claim, identity, read_owner
 from rfsim.resources import available_memory, fit_chunk
@@ -167,7 +167,8 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
 
     def save(group_results):
         for r in group_results:
-            record = point_record(r.point.index, r.point.values, r.sim, r.theory)
+            record = point_record(r.point.index, r.point.values, r.sim, r.theory, r.coords,
+                                  model.axes)
             run.write_point(ids[r.point.index], record)
             records[r.point.index] = record
         interrupt()  # a deferred Ctrl-C stops here, with this group safely on disk
@@ -191,6 +192,7 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
         "root_seed": exp.root_seed,
         "seeds": exp.seeds,
         "key_scheme": KEY_SCHEME,
+        **_state_keys(model, points, exp.root_seed),
         "shard": f"{shard[0]}/{shard[1]}",
         "grid_points": len(points),
         "grid_points_total": job.total,
@@ -214,6 +216,22 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
     interrupt()
     return RunResult(run.path, summary, len(todo), len(points) - len(todo), nonfinite,
                      verdicts, figure, job.total, job.chunk_size)
+
+
+def _state_keys(model: Model, points: list[Point], root_seed: int) -> dict:
+    """The key each static group's frozen state was drawn from (families with init)."""
+    if model.init is None:
+        return {}
+    from rfsim.config import static_fields
+
+    seen, keys = set(), []
+    for p in points:
+        if p.group not in seen:
+            seen.add(p.group)
+            data = jax.random.key_data(state_key(root_seed, p.group))
+            keys.append({"statics": {k: p.values[k] for k in static_fields(model.config)},
+                         "key_data": [int(x) for x in data.ravel()]})
+    return {"state_key_scheme": STATE_KEY_SCHEME, "state_keys": keys}
 
 
 def _nonfinite(records: list[dict], points: list[Point], columns: list[str]) -> list[dict]:

@@ -55,8 +55,9 @@ class Point:
 @dataclasses.dataclass
 class PointResult:
     point: Point
-    sim: dict[str, np.ndarray]  # metric -> (seeds,) values (non-finite kept as nan/inf)
-    theory: dict[str, float]  # metric -> prediction (absent when the model has none)
+    sim: dict[str, np.ndarray]  # metric -> (seeds,) or (seeds, coords) values (nan/inf kept)
+    theory: dict[str, np.ndarray]  # metric -> prediction (absent when the model has none)
+    coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # axis -> coords
 
 
 def plan(exp: Experiment, model: Model) -> list[Point]:
@@ -222,10 +223,13 @@ def run_points(
             sim = _simulator(model)
             key = group_key(root_seed, g)
             state = None if model.init is None else model.init(state_key(root_seed, g), cfg)
+            coords = {} if model.coords is None else {
+                a: np.asarray(c) for a, c in model.coords(cfg).items()}
             by_point = {}
             for sub in _subgroups(model, pts):
                 for r in _run_block(model, sim, key, cfg, state, _padded(sub), chunks,
                                     chunk_size, interrupt, bar):
+                    r.coords = coords
                     by_point.setdefault(id(r.point), r)  # padding repeats a point
             group_results = [by_point[id(p)] for p in pts]
             if on_group_done is not None:
@@ -249,23 +253,28 @@ def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt
         if bar is not None:
             bar.update(1)
     merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
-    _check_metric_names(model, merged)
+    _check_metric_shapes(model, merged, cfg)
     theory = {}
     interrupt()
     if model.predict is not None:
         pred = _predictor(model)(cfg, fixed, dyn, state)
         theory = {k: np.asarray(v) for k, v in pred.items()}
     return [PointResult(p, {k: merged[k][:, j] for k in model.metrics},
-                        {k: float(v[j]) for k, v in theory.items()})
+                        {k: np.asarray(v[j], float) for k, v in theory.items()})
             for j, p in enumerate(block)]
 
 
-def _check_metric_names(model: Model, out: dict) -> None:
+def _check_metric_shapes(model: Model, out: dict, cfg) -> None:
     if set(out) != set(model.metrics):
         raise RuntimeError(
             f"model {model.name!r}: simulate returned metrics {sorted(out)}, "
             f"registered {sorted(model.metrics)}"
         )
+    coords = model.coords(cfg) if model.coords is not None else {}
     for k, v in out.items():
-        if v.ndim != 2:
-            raise RuntimeError(f"model {model.name!r}: metric {k!r} must be a scalar per seed")
+        want = () if k not in model.axes else (len(coords[model.axes[k]]),)
+        if v.shape[2:] != want:
+            what = "a scalar" if not want else f"an array of shape {want} (axis " \
+                f"{model.axes[k]!r})"
+            raise RuntimeError(f"model {model.name!r}: metric {k!r} must be {what} per seed, "
+                               f"got shape {v.shape[2:]}")

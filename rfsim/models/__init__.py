@@ -21,6 +21,10 @@ class Model:
     predict(cfg[, state]) -> dict[str, scalar Array]: the closed form for (some of) the
     metrics; jitted unless ``predict_jit=False`` (scipy-based theory: then it runs per point
     on the host with a concrete config and state).
+    axes: metric -> axis name for metrics that are curves (e.g. ``{"loss": "step"}``);
+    ``coords(cfg) -> {axis: 1-D array}`` gives each axis's coordinates from the config's
+    static fields.  simulate/predict return such a metric with shape ``(len(coords),)``;
+    the tables get one row per coordinate with the axis as a column.
     init(key, cfg) -> state: optional; what simulate and predict share for one static group
     (frozen weights, a teacher), computed once per group from the group's state key
     (:func:`rfsim.keys.state_key`) and passed to both as jit arguments, never baked into a
@@ -39,6 +43,22 @@ class Model:
     memory: Callable | None = None
     init: Callable | None = None
     predict_jit: bool = True
+    axes: dict = dataclasses.field(default_factory=dict, hash=False)
+    coords: Callable | None = None
+
+    def __post_init__(self):
+        for m, a in self.axes.items():
+            if m not in self.metrics:
+                raise ValueError(f"model {self.name!r}: axes names metric {m!r}, which is not "
+                                 f"one of its metrics {list(self.metrics)}")
+            if not isinstance(a, str) or not a:
+                raise ValueError(f"model {self.name!r}: the axis of {m!r} must be a name")
+        if self.axes and self.coords is None:
+            raise ValueError(f"model {self.name!r}: metrics along axes need coords(cfg)")
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.axes.values()))
 
 
 _REGISTRY: dict[str, Model] = {}
@@ -53,9 +73,9 @@ _BUILTIN = (
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="",
-             memory=None, init=None, predict_jit=True) -> Model:
+             memory=None, init=None, predict_jit=True, axes=None, coords=None) -> Model:
     model = Model(name, config, simulate, predict, tuple(metrics), description, memory, init,
-                  bool(predict_jit))
+                  bool(predict_jit), dict(axes or {}), coords)
     _REGISTRY[name] = model
     return model
 
@@ -63,6 +83,11 @@ def register(name, config, simulate, predict=None, *, metrics, description="",
 def _load_builtins() -> None:
     for module in _BUILTIN:
         importlib.import_module(module)
+
+
+def unregister(name: str) -> None:
+    """Remove a registered family (tests register toy families and clean up after)."""
+    _REGISTRY.pop(name, None)
 
 
 def available() -> list[str]:
