@@ -228,7 +228,14 @@ def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0
     for name, value in (("n", n), ("n_features", n_features)):
         require(name, value, lambda a: a >= 1, ">= 1", dtype)
         require_exact(name, value, dtype)
-    check_ridge(ridge, eigenvalues, dtype)
+    if is_concrete((eigenvalues, n, n_features)):  # the ridgeless thresholds (RFE-11)
+        lam_arr = np.asarray(eigenvalues, dtype=float)
+        rank = (lam_arr > 0).sum()
+        nn, NN = np.asarray(n, dtype=float), np.asarray(n_features, dtype=float)
+        threshold = ((nn == NN) & (NN < rank)) | ((nn == rank) & (rank <= NN))
+        check_ridge(ridge, dtype, s_max=float(lam_arr.max()), threshold=threshold)
+    else:
+        check_ridge(ridge, dtype)
     require_nonnegative("noise", noise, dtype)
     if is_concrete(target_coeffs) and np.ndim(target_coeffs) == 1:
         check_power("target_coeffs", log_power(np.ones(np.shape(target_coeffs)), target_coeffs),

@@ -35,7 +35,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.theory.scaling import ldexp, scale_exponent, split, xdiv, xmul, xsum, xval
+from rfsim.theory.scaling import (
+    headroom,
+    ldexp,
+    scale_exponent,
+    split,
+    xdiv,
+    xmul,
+    xsum,
+    xval,
+)
 from rfsim.validation import (
     float_dtype,
     is_concrete,
@@ -176,7 +185,7 @@ def _ridge_risk(s, beta, n, ridge, noise, s_exp=0, b_exp=0):
     safe_gap = jnp.where(at_threshold, 1.0, gap)
     # (R-4): bias = sum s beta^2 r^2 / gap, r = kappa/(s+kappa), in the caller's units;
     # modes flushed to 0 by the rescaling keep r = 1 and their full power s beta^2
-    r = xdiv(split(jnp.broadcast_to(kb, sp.shape)), split(denom))
+    r = xdiv(split(jnp.where(pos, kb, 1.0)), split(denom))  # 1 on flushed modes
     b = split(beta, b_exp)
     power = xmul(split(s, s_exp), b, b)
     signal_left = xsum(xmul(power, r, r), s > 0)
@@ -236,20 +245,34 @@ def check_spectrum(eigenvalues, dtype, field: str = "eigenvalues") -> None:
         )
 
 
-def check_ridge(ridge, eigenvalues, dtype, field: str = "ridge") -> None:
-    """A concrete positive ridge must be at least ``finfo.tiny`` times the largest eigenvalue:
-    below that it is exactly 0 in the rescaled problem (R-8)."""
-    require_nonnegative(field, ridge, dtype)
-    if not (is_concrete(ridge) and is_concrete(eigenvalues)):
-        return
+def negligible_ridge(ridge, s_max: float, dtype, s_exp: int = 0) -> np.ndarray:
+    """Where a positive ridge is exactly 0 in the rescaled problem (R-8): ``ridge 2^-e`` below
+    ``finfo.tiny``, ``e`` as :func:`rfsim.theory.scaling.scale_exponent` picks it from the
+    largest eigenvalue ``s_max 2^s_exp`` and the ridge."""
     r = np.asarray(ridge, dtype=float)
-    floor = float(np.max(np.asarray(eigenvalues, dtype=float))) * float(jnp.finfo(dtype).tiny)
-    small = (r > 0) & (r < floor)
-    if small.any():
+    e = np.maximum(math.frexp(s_max)[1] + s_exp, np.frexp(r)[1]) - headroom(dtype)
+    return (r > 0) & (np.ldexp(r, -e) < float(jnp.finfo(dtype).tiny))
+
+
+def check_ridge(ridge, dtype, *, s_max=None, s_exp: int = 0, threshold=False,
+                field: str = "ridge") -> None:
+    """A concrete ridge must be >= 0 and fit ``dtype``.  Where it is negligible beside the
+    spectrum (largest eigenvalue ``s_max 2^s_exp``, :func:`negligible_ridge`) it is computed
+    as 0, which is correct to round-off except at a ridgeless interpolation threshold
+    (``threshold``, e.g. ``n == rank``), where the risk is finite for any ridge > 0 and inf
+    at 0: refused there."""
+    require_nonnegative(field, ridge, dtype)
+    if s_max is None or not is_concrete(ridge):
+        return
+    tiny = negligible_ridge(ridge, s_max, dtype, s_exp)
+    bad = tiny & np.broadcast_to(np.asarray(threshold, dtype=bool), tiny.shape)
+    if bad.any():
+        top = math.log10(s_max) + s_exp * math.log10(2.0)
         raise range_error(
-            field, float(r[small].flat[0]), dtype,
-            f"a positive ridge below {floor:.3g} (finfo.tiny times the largest eigenvalue) "
-            "acts as exactly 0; pass ridge=0 if that is what you mean",
+            field, float(np.asarray(ridge, dtype=float)[bad].flat[0]), dtype,
+            f"beside the largest eigenvalue (about 1e{top:.0f}) it is below "
+            f"{np.dtype(dtype).name}'s resolution and would act as 0, and at an interpolation "
+            "threshold (n = rank) the risk depends on it: finite for ridge > 0, inf at 0",
         )
 
 
@@ -300,9 +323,10 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
 
     Computed in the eigenvalues' float dtype (the active default for Python numbers).
     Concrete inputs must fit it (theory/ridge.md §3c): nonzero values normal numbers,
-    positive eigenvalues and a positive ridge within ``1/finfo.tiny`` of the largest
-    eigenvalue, integer ``n`` exact, target power ``sum s_i beta_i^2`` finite; otherwise
-    ``ValueError`` names the field, the value and the range.  Inside that domain the result
+    positive eigenvalues within ``1/finfo.tiny`` of the largest, integer ``n`` exact, target
+    power ``sum s_i beta_i^2`` finite, and no ridge too small to resolve beside the spectrum
+    at the threshold ``n == rank``; otherwise ``ValueError`` names the field, the value and
+    the range.  Inside that domain the result
     is accurate to round-off at any scale (the problem is solved rescaled by a power of 2,
     (R-8)); only a risk whose true value overflows comes back inf.
     """
@@ -312,7 +336,12 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     require_in_range("target_coeffs", target_coeffs, dtype)
     require("n", n, lambda a: a > 0, "> 0", dtype)
     require_exact("n", n, dtype)
-    check_ridge(ridge, eigenvalues, dtype)
+    if is_concrete(eigenvalues):
+        s_arr = np.asarray(eigenvalues, dtype=float)
+        threshold = np.asarray(n, dtype=float) == (s_arr > 0).sum() if is_concrete(n) else False
+        check_ridge(ridge, dtype, s_max=float(s_arr.max()), threshold=threshold)
+    else:
+        check_ridge(ridge, dtype)
     require_nonnegative("noise", noise, dtype)
     if is_concrete((eigenvalues, target_coeffs)) and np.shape(eigenvalues) == np.shape(
             target_coeffs):
