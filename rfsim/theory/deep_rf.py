@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -64,8 +63,17 @@ from jax.scipy.special import erf
 from jax.scipy.stats import norm
 
 from rfsim.activations import ACTIVATIONS, get_activation
-from rfsim.theory.ridge import RidgeRisk, ridge_risk
-from rfsim.validation import is_concrete, require_finite, require_nonnegative
+from rfsim.theory.ridge import RidgeRisk, _ridge_risk, check_power, check_ridge
+from rfsim.theory.scaling import ldexp
+from rfsim.validation import (
+    as_real_array,
+    float_dtype,
+    is_concrete,
+    require_exact,
+    require_finite,
+    require_in_range,
+    require_nonnegative,
+)
 
 __all__ = [
     "RECURSIONS",
@@ -83,6 +91,7 @@ RECURSIONS = ("linearized", "exact")
 TARGETS = ("shared", "linear", "teacher")
 _EXACT_FORMS = ("erf", "linear", "relu")
 _ODD = ("erf", "linear", "tanh")  # sigma(-u) = -sigma(u): zero means at every layer
+_HOMOGENEOUS = ("linear", "relu")  # sigma(c u) = c sigma(u) for c > 0: rescaled exactly
 
 # Probabilists' Gauss-Hermite rule (weights sum to 1) for activations without closed forms.
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
@@ -184,18 +193,37 @@ def _input_cov(input_cov, d, dtype):
     return jnp.diag(a) if a.ndim == 1 else a
 
 
+def _exponent(x):
+    """Binary exponent of max|x| (0 for an all-zero x), without gradient."""
+    return jax.lax.stop_gradient(jnp.frexp(jnp.max(jnp.abs(x)))[1])
+
+
 def _layers(weights, sigma, omega0, centered, recursion):
+    """Layer statistics in rescaled form (DRF-13): returns ``(stats, exps)`` with the true
+    statistics of layer l equal to ``stats[l]`` times ``2^exps[l]`` (covariances
+    ``2^(2 exps[l])``, kappa1 unscaled).  ``exps`` is 0 unless sigma is positively
+    homogeneous (relu, linear): then each W_l and each pre-activation covariance is scaled by
+    an exact power of two, which commutes with the whole recursion."""
     name = _name(sigma)
+    homogeneous = name in _HOMOGENEOUS
     dtype = omega0.dtype
     d = omega0.shape[0]
     cov, mean, lin = omega0, jnp.zeros(d, dtype), jnp.eye(d, dtype=dtype)
-    out = []
+    total = jnp.zeros((), jnp.int32)
+    out, exps = [], []
     for W in weights:
         W = jnp.asarray(W, dtype)
         root_k = math.sqrt(W.shape[1])
+        e = _exponent(W) if homogeneous else 0
+        W = ldexp(W, -e) if homogeneous else W
         C = (W @ cov @ W.T) / W.shape[1]
         C = 0.5 * (C + C.T)
         b = (W @ mean) / root_k
+        # pre-activations u = 2^f u~ with max Var u~ near 1 (f = half the exponent of max q)
+        f = _exponent(jnp.diagonal(C)) // 2 if homogeneous else 0
+        if homogeneous:
+            C, b = ldexp(C, -2 * f), ldexp(b, -f)
+            total = total + e + f
         q = jnp.diagonal(C)
         m, k1, second = gaussian_moments(sigma, b, q)
         if recursion == "exact":
@@ -205,13 +233,27 @@ def _layers(weights, sigma, omega0, centered, recursion):
             star = jnp.maximum(second - m * m - k1 * k1 * q, 0.0)  # kappa_*^2 per neuron
             new_cov = k1[:, None] * C * k1[None, :] + jnp.diag(star)
         lin = k1[:, None] * (W @ lin) / root_k
+        lin = ldexp(lin, -f) if homogeneous else lin
         mean = jnp.zeros_like(m) if centered else m
         cov = new_cov
         out.append(LayerStats(C, b, m, k1, mean, cov, lin))
-    return out
+        exps.append(total)
+    return out, exps
 
 
-_layers_jit = jax.jit(_layers, static_argnums=(1, 3, 4))
+def _unscale(stats: LayerStats, exp) -> LayerStats:
+    """True-scale statistics from the rescaled ones (DRF-13)."""
+    one, two = (lambda x: ldexp(x, exp)), (lambda x: ldexp(x, 2 * exp))
+    return LayerStats(two(stats.pre_cov), one(stats.pre_mean), one(stats.act_mean),
+                      stats.kappa1, one(stats.mean), two(stats.cov), one(stats.lin))
+
+
+def _true_layers(weights, sigma, omega0, centered, recursion):
+    stats, exps = _layers(weights, sigma, omega0, centered, recursion)
+    return [_unscale(st, ex) for st, ex in zip(stats, exps)], stats, exps
+
+
+_true_layers_jit = jax.jit(_true_layers, static_argnums=(1, 3, 4))
 
 
 # --------------------------------------------------------------------------- validation
@@ -224,19 +266,32 @@ def _check_weights(field: str, weights, d: int | None = None) -> list:
             f"{field} must be a non-empty list of 2-D arrays W_l of shape (k_l, k_(l-1)), "
             f"got {type(weights).__name__}"
         )
-    Ws = [jnp.asarray(W) for W in weights]
     prev = d
-    for i, W in enumerate(Ws):
-        if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] < 1:
+    for i, W in enumerate(weights):
+        shape = np.shape(W)
+        if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
             raise ValueError(f"{field}[{i}] must be a 2-D array with both sizes >= 1, "
-                             f"got shape {W.shape}")
-        if prev is not None and W.shape[1] != prev:
+                             f"got shape {shape}")
+        if prev is not None and shape[1] != prev:
             what = "the input dimension d" if i == 0 else f"the width of {field}[{i - 1}]"
-            raise ValueError(f"{field}[{i}] has shape {W.shape}: its second size must equal "
+            raise ValueError(f"{field}[{i}] has shape {shape}: its second size must equal "
                              f"{what} = {prev}")
-        require_finite(f"{field}[{i}]", W)
-        prev = W.shape[0]
-    return Ws
+        require_finite(f"{field}[{i}]", W)  # before any cast: real, finite
+        prev = shape[0]
+    return list(weights)
+
+
+def _check_dtype_range(dtype, **values) -> None:
+    """Every given array must fit ``dtype`` (validation.require_in_range), checked before the
+    cast that would turn an overflowing entry into inf."""
+    for field, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            for i, W in enumerate(value):
+                require_in_range(f"{field}[{i}]", W, dtype)
+        else:
+            require_in_range(field, value, dtype)
 
 
 def _check_choice(field: str, value, allowed) -> None:
@@ -247,23 +302,23 @@ def _check_choice(field: str, value, allowed) -> None:
 def _check_vector(field: str, value, size: int, why: str):
     if value is None:
         raise ValueError(f"{field} is required: {why}")
-    v = jnp.asarray(value)
-    if v.shape != (size,):
-        raise ValueError(f"{field} must have shape ({size},) ({why}), got shape {v.shape}")
-    require_finite(field, v)
-    return v
+    shape = np.shape(value)
+    if shape != (size,):
+        raise ValueError(f"{field} must have shape ({size},) ({why}), got shape {shape}")
+    require_finite(field, value)
+    return value
 
 
 def _check_input_cov(input_cov, d: int):
     if input_cov is None:
         return None
-    a = jnp.asarray(input_cov)
-    if a.shape not in ((d,), (d, d)):
+    a = input_cov
+    if np.shape(a) not in ((d,), (d, d)):
         raise ValueError(f"input_cov must have shape ({d},) (a diagonal) or ({d}, {d}), "
-                         f"got shape {a.shape}")
+                         f"got shape {np.shape(a)}")
     require_finite("input_cov", a)
     if is_concrete(a):
-        arr = np.asarray(a, dtype=float)
+        arr = as_real_array("input_cov", a)
         if arr.ndim == 1 and (arr < 0).any():
             raise ValueError(f"input_cov must be >= 0 (a covariance diagonal), got min "
                              f"{arr.min():g}")
@@ -299,6 +354,55 @@ def check_recursion(activation, recursion: str, *, centered: bool, depth: int,
         )
 
 
+def _weights_dtype(*weight_lists):
+    """The float dtype the recursion runs in: the weights' own (canonicalized), else default."""
+    return float_dtype(*(W for Ws in weight_lists for W in (Ws or ())))
+
+
+def _check_scales(field: str, name, qmax, dtype) -> None:
+    """A non-homogeneous activation (erf, tanh, gelu, callables) sees the weights' scale
+    itself: each layer's largest pre-activation variance must be a normal number well clear
+    of underflow (``finfo.tiny / eps``, beyond which the moments lose their digits and XLA
+    flushes to 0) and finite (DRF-13)."""
+    fi = jnp.finfo(dtype)
+    floor = float(fi.tiny) / float(fi.eps)
+    for i, q in enumerate(np.asarray(qmax, dtype=float)):
+        if not (np.isfinite(q) and q >= floor and q <= float(fi.max)):
+            raise ValueError(
+                f"{field}[{i}] sets pre-activation variances of magnitude {q:.3g}, outside what "
+                f"{np.dtype(dtype).name} resolves for activation {name!r} ([{floor:.3g}, "
+                f"{float(fi.max):.3g}]); only the positively homogeneous relu and linear are "
+                f"rescaled exactly; rescale the weights{_float64_hint(dtype)}"
+            )
+
+
+def _float64_hint(dtype) -> str:
+    if jnp.finfo(dtype).bits >= 64:
+        return ""
+    if jax.config.jax_enable_x64:
+        return " or pass float64 weights"
+    return ' or enable float64 with jax.config.update("jax_enable_x64", True)'
+
+
+def _check_fits(what: str, values: dict, dtype) -> None:
+    """Refuse to *return* true-scale numbers that the dtype cannot hold (the weights' scale
+    overflowed or underflowed them): ``values`` maps a name to (scaled array, exponent)."""
+    fi = jnp.finfo(dtype)
+    for name, (arr, exp) in values.items():
+        mag = np.abs(np.asarray(arr, dtype=float))
+        top = mag.max() if mag.size else 0.0
+        if top == 0:
+            continue
+        log2 = math.log2(top) + int(exp)
+        if not (math.log2(float(fi.tiny)) <= log2 <= math.log2(float(fi.max))):
+            raise ValueError(
+                f"weights: {what} {name} reaches about 1e{log2 * math.log10(2):.0f}, beyond "
+                f"{np.dtype(dtype).name} ([{float(fi.tiny):.3g}, {float(fi.max):.3g}]), because "
+                f"of the weights' scale; deep_rf_risk evaluates the risk in rescaled form, or "
+                f"rescale the weights{_float64_hint(dtype)}"
+            )
+
+
 def layer_statistics(weights, *, activation, input_cov=None, centered: bool = True,
                      recursion: str = "linearized") -> list[LayerStats]:
     """Per-layer population statistics given frozen weights ((DRF-3)-(DRF-6)).
@@ -310,16 +414,28 @@ def layer_statistics(weights, *, activation, input_cov=None, centered: bool = Tr
       centered: subtract each neuron's population mean at every layer (DRF-1).
       recursion: ``"linearized"`` (DRF-4) or ``"exact"`` (DRF-5; relu, erf, linear only).
 
-    Returns one :class:`LayerStats` per layer.  Jittable for fixed static options.
+    Returns one :class:`LayerStats` per layer.  Jittable for fixed static options.  Concrete
+    inputs are validated (DRF-13): the statistics must be representable in the weights'
+    float dtype, else ``ValueError``.
     """
     sigma = get_activation(activation)
     _check_choice("recursion", recursion, RECURSIONS)
     Ws = _check_weights("weights", weights)
-    d = Ws[0].shape[1]
+    d = np.shape(Ws[0])[1]
     omega0 = _check_input_cov(input_cov, d)
     check_recursion(activation, recursion, centered=bool(centered), depth=len(Ws))
-    dtype = jnp.result_type(*Ws, float)
-    return _layers_jit(Ws, sigma, _input_cov(omega0, d, dtype), bool(centered), recursion)
+    dtype = _weights_dtype(Ws)
+    _check_dtype_range(dtype, weights=Ws, input_cov=omega0)
+    true, scaled, exps = _true_layers_jit(Ws, sigma, _input_cov(omega0, d, dtype),
+                                          bool(centered), recursion)
+    if is_concrete((scaled, exps)):
+        if _name(sigma) not in _HOMOGENEOUS:
+            _check_scales("weights", _name(sigma) or activation,
+                          [jnp.max(jnp.diagonal(st.pre_cov)) for st in scaled], dtype)
+        for i, (st, ex) in enumerate(zip(scaled, exps)):
+            _check_fits(f"layer {i + 1}'s", {"pre_cov": (st.pre_cov, 2 * ex),
+                                             "cov": (st.cov, 2 * ex)}, dtype)
+    return true
 
 
 # --------------------------------------------------------------------------- (DRF-7)-(DRF-11)
@@ -343,22 +459,33 @@ class DeepRFPopulation(NamedTuple):
 
 def _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, target,
                 centered, recursion):
-    student = _layers(weights, sigma, omega0, centered, recursion)[-1]
+    """(DRF-7)-(DRF-10) in rescaled form (DRF-13): returns ``(pop, exps, qmax)`` where the
+    true eigenvalues are ``pop.eigenvalues 2^exps[0]``, the true coefficients
+    ``pop.target_coeffs 2^exps[1]`` and the true signal and residual ``2^exps[2]`` times
+    theirs; ``qmax`` is each layer's largest pre-activation variance (student, then teacher)."""
+    stats, exps = _layers(weights, sigma, omega0, centered, recursion)
+    qmax = [jnp.max(jnp.diagonal(st.pre_cov)) for st in stats]
+    student, E = stats[-1], exps[-1]
     k = student.cov.shape[0]
     second = (student.cov + student.mean[:, None] * student.mean[None, :]) / k
     s, V = jnp.linalg.eigh(0.5 * (second + second.T))
     tol = jnp.max(s) * k * jnp.finfo(s.dtype).eps
     s = jnp.where(s > tol, s, 0.0)
+    zero = jnp.zeros((), jnp.int32)
     if target == "shared":  # (DRF-7): f* = <z, theta>
         coeffs = V.T @ theta
         signal = jnp.sum(s * coeffs**2)
-        return DeepRFPopulation(s, coeffs, signal, jnp.zeros_like(signal))
+        pop = DeepRFPopulation(s, coeffs, signal, jnp.zeros_like(signal))
+        return pop, (2 * E, zero, 2 * E), jnp.stack(qmax)
     d = omega0.shape[0]
-    if target == "linear":  # (DRF-8): f* = <beta, x>/sqrt(d)
+    if target == "linear":  # (DRF-8): f* = <beta, x>/sqrt(d); the cross moment scales 2^E
         signal = beta @ omega0 @ beta / d
         cross = student.lin @ (omega0 @ beta) / math.sqrt(d * k)
-    else:  # teacher (DRF-10): f* = <theta, h_t(x)>/sqrt(k_t)
-        teach = _layers(teacher_weights, sigma_t, omega0, centered, recursion)[-1]
+        Et = zero
+    else:  # teacher (DRF-10): f* = <theta, h_t(x)>/sqrt(k_t); its statistics scale 2^Et
+        tstats, texps = _layers(teacher_weights, sigma_t, omega0, centered, recursion)
+        qmax += [jnp.max(jnp.diagonal(st.pre_cov)) for st in tstats]
+        teach, Et = tstats[-1], texps[-1]
         kt = teach.cov.shape[0]
         signal = (theta @ teach.cov @ theta + (teach.mean @ theta) ** 2) / kt
         joint = student.lin @ omega0 @ teach.lin.T + student.mean[:, None] * teach.mean[None, :]
@@ -368,20 +495,22 @@ def _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, t
     coeffs = jnp.where(pos, proj / jnp.where(pos, s, 1.0), 0.0)
     explained = jnp.sum(jnp.where(pos, proj * coeffs, 0.0))
     residual = jnp.maximum(signal - explained, 0.0)
-    return DeepRFPopulation(s, coeffs, signal, residual)
+    pop = DeepRFPopulation(s, coeffs, signal, residual)
+    return pop, (2 * E, Et - E, 2 * Et), jnp.stack(qmax)
 
 
 _population_jit = jax.jit(_population, static_argnums=(5, 6, 7, 8, 9))
 
 
-@partial(jax.jit, static_argnums=(5, 6, 7, 8, 9))
-def _risk_jit(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, target, centered,
-              recursion, n, ridge, noise):
-    pop = _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, target,
-                      centered, recursion)
-    r = ridge_risk(pop.eigenvalues, pop.target_coeffs, n=n, ridge=ridge,
-                   noise=noise + pop.residual)  # (DRF-11)
-    bias = r.bias + pop.residual
+@jax.jit
+def _risk_from_population(pop, exps, n, ridge, noise):
+    """(DRF-11) with ridge_risk's rescaled core: the spectrum and coefficients stay in their
+    rescaled form and only the risks are rounded to the dtype."""
+    s_exp, b_exp, p_exp = exps
+    residual = ldexp(pop.residual, p_exp)
+    r = _ridge_risk(pop.eigenvalues, pop.target_coeffs, n, ridge, noise + residual,
+                    s_exp, b_exp)
+    bias = r.bias + residual
     excess = bias + r.variance
     return RidgeRisk(r.kappa, bias, r.variance, excess, excess + noise, r.train_mse)
 
@@ -394,7 +523,7 @@ def _prepare(weights, activation, target, theta, beta, teacher_weights, teacher_
     if not isinstance(centered, (bool, np.bool_)):
         raise ValueError(f"centered must be True or False, got {centered!r}")
     Ws = _check_weights("weights", weights)
-    d, k = Ws[0].shape[1], Ws[-1].shape[0]
+    d, k = np.shape(Ws[0])[1], np.shape(Ws[-1])[0]
     omega0 = _check_input_cov(input_cov, d)
     check_recursion(activation, recursion, centered=bool(centered), depth=len(Ws))
     sigma_t, Wt = None, None
@@ -411,13 +540,31 @@ def _prepare(weights, activation, target, theta, beta, teacher_weights, teacher_
                                  else teacher_activation, field="teacher_activation")
         check_recursion(sigma_t, recursion, centered=bool(centered), depth=len(Wt),
                         field="teacher_activation")
-        theta = _check_vector("theta", theta, Wt[-1].shape[0], "the teacher readout "
+        theta = _check_vector("theta", theta, np.shape(Wt[-1])[0], "the teacher readout "
                               "f* = <h_t, theta>/sqrt(k_t)")
-    dtype = jnp.result_type(*Ws, *(Wt or ()), float)
+    dtype = _weights_dtype(Ws, Wt)
+    _check_dtype_range(dtype, weights=Ws, teacher_weights=Wt, input_cov=omega0, theta=theta,
+                       beta=beta)
     omega0 = _input_cov(omega0, d, dtype)
+    Ws = [jnp.asarray(W, dtype) for W in Ws]
+    Wt = None if Wt is None else [jnp.asarray(W, dtype) for W in Wt]
     theta = None if theta is None else jnp.asarray(theta, dtype)
     beta = None if beta is None else jnp.asarray(beta, dtype)
     return (Ws, Wt, theta, beta, omega0, sigma, sigma_t, target, bool(centered), recursion)
+
+
+def _check_population(args, pop, exps, qmax, dtype) -> None:
+    """Concrete checks after the layer recursion, before any risk (DRF-13)."""
+    Ws, Wt, sigma, sigma_t = args[0], args[1], args[5], args[6]
+    qmax = np.asarray(qmax, dtype=float)
+    if _name(sigma) not in _HOMOGENEOUS:
+        _check_scales("weights", _name(sigma) or "callable", qmax[: len(Ws)], dtype)
+    if Wt is not None and _name(sigma_t) not in _HOMOGENEOUS:
+        _check_scales("teacher_weights", _name(sigma_t) or "callable", qmax[len(Ws):], dtype)
+    signal = float(pop.signal)
+    if signal > 0:
+        check_power("theta" if args[7] != "linear" else "beta",
+                    math.log(signal) + int(exps[2]) * math.log(2.0), dtype)
 
 
 def deep_rf_population(weights, *, activation, target: str = "shared", theta=None, beta=None,
@@ -426,11 +573,23 @@ def deep_rf_population(weights, *, activation, target: str = "shared", theta=Non
                        ) -> DeepRFPopulation:
     """Eigenvalues, target coefficients and unexplained residual (DRF-7)-(DRF-10).
 
-    Same arguments as :func:`deep_rf_risk` without ``n``, ``ridge``, ``noise``.
+    Same arguments as :func:`deep_rf_risk` without ``n``, ``ridge``, ``noise``.  The returned
+    numbers must be representable in the weights' dtype: weights so large or small that they
+    are not raise ``ValueError`` (:func:`deep_rf_risk` still evaluates the risk for them).
     """
     args = _prepare(weights, activation, target, theta, beta, teacher_weights,
                     teacher_activation, input_cov, centered, recursion)
-    return _population_jit(*args)
+    dtype = args[4].dtype
+    pop, exps, qmax = _population_jit(*args)
+    if is_concrete((pop, exps)):
+        _check_population(args, pop, exps, qmax, dtype)
+        s_exp, b_exp, p_exp = (int(x) for x in exps)
+        _check_fits("the feature covariance's", {"eigenvalues": (pop.eigenvalues, s_exp),
+                                                 "target_coeffs": (pop.target_coeffs, b_exp),
+                                                 "signal": (pop.signal, p_exp)}, dtype)
+    s_exp, b_exp, p_exp = exps
+    return DeepRFPopulation(ldexp(pop.eigenvalues, s_exp), ldexp(pop.target_coeffs, b_exp),
+                            ldexp(pop.signal, p_exp), ldexp(pop.residual, p_exp))
 
 
 def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "shared",
@@ -470,14 +629,22 @@ def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "sha
     ``noise`` may be arrays (broadcast).  Concrete inputs are validated: a bad one raises
     ``ValueError`` naming the field, the value and what is allowed.
     """
-    require_nonnegative("ridge", ridge)
-    require_nonnegative("noise", noise)
     if is_concrete(n) and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
                            or n < 1):
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     args = _prepare(weights, activation, target, theta, beta, teacher_weights,
                     teacher_activation, input_cov, centered, recursion)
     dtype = args[4].dtype
+    require_exact("n", n, dtype)
+    require_in_range("n", n, dtype)
+    check_ridge(ridge, dtype)
+    require_nonnegative("noise", noise, dtype)
+    pop, exps, qmax = _population_jit(*args)
+    if is_concrete((pop, exps, ridge, n)):
+        _check_population(args, pop, exps, qmax, dtype)
+        s = np.asarray(pop.eigenvalues, dtype=float)
+        if s.max() > 0:  # the ridgeless threshold n == rank, against the true spectrum scale
+            check_ridge(ridge, dtype, s_max=float(s.max()), s_exp=int(exps[0]),
+                        threshold=int(n) == int((s > 0).sum()))
     ridge, noise = jnp.broadcast_arrays(jnp.asarray(ridge, dtype), jnp.asarray(noise, dtype))
-    return _risk_jit(*args, jnp.asarray(n, dtype), ridge, noise)
-
+    return _risk_from_population(pop, exps, jnp.asarray(n, dtype), ridge, noise)
