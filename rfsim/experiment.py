@@ -38,13 +38,17 @@ from rfsim.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, get_model
 from rfsim.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
 
-TOP_LEVEL = ("model", "seeds", "root_seed", "description", "params", "grid", "check", "plot",
-             "quick")
+TOP_LEVEL = ("model", "models", "seeds", "root_seed", "description", "params", "per_model",
+             "grid", "check", "plot", "quick")
 QUICK_KEYS = ("seeds", "params", "grid", "check")
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
+    """An experiment; ``model`` is its (first) family, ``models`` all of them when it names
+    several (``models = ["a", "b"]``: one shared grid, a ``model`` column in every table),
+    ``per_model`` fixed values that only one family has."""
+
     model: str
     params: dict[str, Any]
     grid: dict[str, list]
@@ -56,12 +60,22 @@ class Experiment:
     quick: dict | None = None
     name: str = "experiment"
     source: str = ""  # the TOML text, verbatim
+    models: tuple[str, ...] = ()
+    per_model: dict[str, dict] = dataclasses.field(default_factory=dict)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(self.models) or (self.model,)
 
     def to_dict(self) -> dict:
         """The resolved experiment (after overrides), JSON-serializable."""
         d = dataclasses.asdict(self)
         d.pop("source")
         d["checks"] = list(self.checks)
+        d["models"] = list(self.models)
+        if not self.models:  # single-family experiments keep their old form
+            d.pop("models")
+            d.pop("per_model")
         return d
 
 
@@ -115,11 +129,24 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
                 f"unknown top-level key {key!r}{closest(key, TOP_LEVEL)}; allowed: "
                 + ", ".join(TOP_LEVEL)
             )
-    if "model" not in raw:
-        raise ExperimentError("experiment needs a `model = \"...\"` line")
-    model = raw["model"]
-    if not isinstance(model, str):
-        raise ExperimentError(f"model must be a string, got {model!r}")
+    if ("model" in raw) == ("models" in raw):
+        raise ExperimentError("experiment needs a `model = \"...\"` line, or `models = "
+                              "[\"...\", ...]` for several families (not both)")
+    models = raw.get("models", [raw.get("model")])
+    if not isinstance(models, list) or not models or not all(
+            isinstance(m, str) for m in models):
+        raise ExperimentError(f"models must be a non-empty list of model names, got {models!r}")
+    if "model" in raw and not isinstance(raw["model"], str):
+        raise ExperimentError(f"model must be a string, got {raw['model']!r}")
+    if len(set(models)) != len(models):
+        raise ExperimentError(f"models lists a family twice: {models!r}")
+    model = models[0]
+    per_model = _table("[per_model]", raw.get("per_model", {}))
+    for name, table in per_model.items():
+        if name not in models:
+            raise ExperimentError(f"[per_model.{name}] names a family that is not in models "
+                                  f"{models}" + closest(name, models))
+        _table(f"[per_model.{name}]", table)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ExperimentError(f"description must be a string, got {description!r}")
@@ -141,6 +168,8 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
         quick=dict(quick_table) if quick_table is not None else None,
         name=name,
         source=source,
+        models=tuple(models) if "models" in raw else (),
+        per_model={k: dict(v) for k, v in per_model.items()},
     )
     validate_experiment(exp)
     if exp.quick is not None:
@@ -173,34 +202,64 @@ def _grid_size(exp: Experiment) -> int:
     return size
 
 
-def _column_values(exp: Experiment, model: Model) -> dict[str, list]:
+def _column_values(exp: Experiment, models: list[Model]) -> dict[str, list]:
     """Each parameter -> the values it takes in the grid (fixed, swept or default)."""
-    out = {}
-    for f in dataclasses.fields(model.config):
-        if f.name in exp.grid:
-            out[f.name] = list(exp.grid[f.name])
-        elif f.name in exp.params:
-            out[f.name] = [exp.params[f.name]]
-        elif f.default is not dataclasses.MISSING:
-            out[f.name] = [f.default]
+    out: dict[str, list] = {}
+    for model in models:
+        fixed = {**exp.params, **exp.per_model.get(model.name, {})}
+        for f in dataclasses.fields(model.config):
+            if f.name in exp.grid:
+                vals = list(exp.grid[f.name])
+            elif f.name in fixed:
+                vals = [fixed[f.name]]
+            elif f.default is not dataclasses.MISSING:
+                vals = [f.default]
+            else:
+                continue
+            out.setdefault(f.name, [])
+            out[f.name] += [v for v in vals if v not in out[f.name]]
+    if exp.models:
+        out["model"] = list(exp.models)
     return out
 
 
+def experiment_columns(exp: Experiment) -> tuple[list[str], list[str], tuple[str, ...]]:
+    """(parameter columns, axis columns, metrics) of the experiment's tables: the union over
+    its families, with a leading ``model`` column when it has several."""
+    models = [get_model(m) for m in exp.model_names]
+    columns = (["model"] if exp.models else []) + list(dict.fromkeys(
+        n for m in models for n in field_names(m.config)))
+    axes = list(dict.fromkeys(a for m in models for a in m.axis_names))
+    metrics = tuple(dict.fromkeys(k for m in models for k in m.metrics))
+    return columns, axes, metrics
+
+
 def validate_experiment(exp: Experiment) -> Model:
-    """Structural checks + every grid point's config constructed (validated) before compute."""
+    """Structural checks + every grid point's config constructed (validated) before compute.
+    Returns the (first) family."""
     _check_count("seeds", exp.seeds, 1, MAX_SEEDS)
     try:
         check_root_seed(exp.root_seed)
     except ValueError as e:
         raise ExperimentError(str(e)) from None
-    model = get_model(exp.model)
-    names = field_names(model.config)
-    for key in list(exp.params) + list(exp.grid):
-        if key not in names:
-            raise ExperimentError(
-                f"unknown parameter {key!r} for model {exp.model!r}{closest(key, names)}; "
-                f"valid parameters: {', '.join(names)}"
-            )
+    models = [get_model(m) for m in exp.model_names]
+    for model in models:
+        names = field_names(model.config)
+        for key in list(exp.params) + list(exp.grid):
+            if key not in names:
+                where = ("; a value for one family only goes in [per_model.<family>]"
+                         if exp.models else "")
+                raise ExperimentError(
+                    f"unknown parameter {key!r} for model {model.name!r}{closest(key, names)}; "
+                    f"valid parameters: {', '.join(names)}{where}")
+        for key in exp.per_model.get(model.name, {}):
+            if key not in names:
+                raise ExperimentError(
+                    f"[per_model.{model.name}]: unknown parameter {key!r}{closest(key, names)}; "
+                    f"valid parameters: {', '.join(names)}")
+            if key in exp.grid or key in exp.params:
+                raise ExperimentError(f"parameter {key!r} appears in [per_model.{model.name}] "
+                                      "and in [params] or [grid]")
     for axis, values in exp.grid.items():
         if not isinstance(values, list) or not values:
             raise ExperimentError(f"grid axis {axis} must be a non-empty list, got {values!r}")
@@ -210,7 +269,7 @@ def validate_experiment(exp: Experiment) -> Model:
             if text in seen:
                 raise ExperimentError(f"grid axis {axis} lists {v!r} twice")
             seen.add(text)
-    size = _grid_size(exp)
+    size = _grid_size(exp) * len(models)
     if size > MAX_GRID_POINTS:
         shape = " x ".join(f"{len(v)} {k}" for k, v in exp.grid.items())
         raise ExperimentError(f"the grid has {size:,} points ({shape}); at most "
@@ -220,32 +279,31 @@ def validate_experiment(exp: Experiment) -> Model:
         raise ExperimentError(f"{size:,} grid points x {exp.seeds:,} seeds = "
                               f"{size * exp.seeds:,} rows of sim.csv; at most "
                               f"{MAX_TABLE_ROWS:,} are allowed: use fewer seeds or points")
-    _validate_plot(exp, model)
+    columns, axis_cols, metrics = experiment_columns(exp)
+    _validate_plot(exp, columns + axis_cols, metrics)
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
     from rfsim.check import validate_spec
 
-    values = _column_values(exp, model)
+    values = _column_values(exp, models)
     for spec in exp.checks:
-        validate_spec(spec, metrics=model.metrics, columns=list(names) + list(model.axis_names),
-                      values=values, axes=list(exp.grid) + list(model.axis_names))
-    for point in grid_points(exp):
-        make_config(model, point)
-    return model
+        validate_spec(spec, metrics=metrics, columns=columns + axis_cols, values=values,
+                      axes=list(exp.grid) + axis_cols + (["model"] if exp.models else []))
+    for model in models:
+        for point in grid_points(exp, model.name):
+            make_config(model, point)
+    return models[0]
 
 
 PLOT_KEYS = ("x", "metric", "series", "logx", "logy", "title", "xlabel", "ylabel", "legend")
-
-
 LEGEND_LOCATIONS = ("best", "upper right", "upper left", "lower left", "lower right", "right",
                     "center left", "center right", "lower center", "upper center", "center")
 
 
-def _validate_plot(exp: Experiment, model: Model) -> None:
+def _validate_plot(exp: Experiment, names: list[str], metrics: tuple[str, ...]) -> None:
     if exp.plot is None:
         return
-    names = field_names(model.config)
     for key, value in exp.plot.items():
         if key not in PLOT_KEYS:
             raise ExperimentError(f"unknown [plot] key {key!r}{closest(key, PLOT_KEYS)}; "
@@ -259,15 +317,15 @@ def _validate_plot(exp: Experiment, model: Model) -> None:
     if legend not in LEGEND_LOCATIONS:
         raise ExperimentError(f"plot legend must be one of {list(LEGEND_LOCATIONS)}, got "
                               f"{legend!r}" + closest(legend, LEGEND_LOCATIONS))
-    names = list(names) + list(model.axis_names)  # a metric's axis is a column too
     x = exp.plot.get("x", next(iter(exp.grid), None))
     if x not in names:
-        raise ExperimentError(f"plot x must be a parameter or axis of {exp.model!r}, got "
-                              f"{x!r}" + closest(str(x), names))
+        raise ExperimentError(f"plot x must be a parameter or axis of "
+                              f"{' / '.join(exp.model_names)}, got {x!r}"
+                              + closest(str(x), names))
     metric = exp.plot.get("metric")
-    if metric is not None and metric not in model.metrics:
-        raise ExperimentError(f"plot metric must be one of {list(model.metrics)}, got "
-                              f"{metric!r}" + closest(str(metric), model.metrics))
+    if metric is not None and metric not in metrics:
+        raise ExperimentError(f"plot metric must be one of {list(metrics)}, got "
+                              f"{metric!r}" + closest(str(metric), metrics))
     series = exp.plot.get("series", [])
     if not isinstance(series, list) or not all(isinstance(s, str) for s in series):
         raise ExperimentError(f"plot series must be a list of parameter names, got {series!r}")
@@ -277,11 +335,13 @@ def _validate_plot(exp: Experiment, model: Model) -> None:
                                   + closest(str(s), names))
 
 
-def grid_points(exp: Experiment) -> list[dict[str, Any]]:
-    """Fixed params merged with each point of the cartesian product, in file order."""
+def grid_points(exp: Experiment, model: str | None = None) -> list[dict[str, Any]]:
+    """Fixed params (and ``model``'s per-model values) merged with each point of the
+    cartesian product, in file order."""
     axes = list(exp.grid)
     combos = itertools.product(*(exp.grid[a] for a in axes)) if axes else [()]
-    return [{**exp.params, **dict(zip(axes, combo))} for combo in combos]
+    fixed = {**exp.params, **exp.per_model.get(model or exp.model, {})}
+    return [{**fixed, **dict(zip(axes, combo))} for combo in combos]
 
 
 def make_config(model: Model, values: dict[str, Any]):
@@ -308,8 +368,8 @@ def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None 
     """``--set k=v``: a list value makes k a grid axis, a scalar fixes it.  For list-valued
     parameters (``widths``) a list of numbers fixes it and a list of lists sweeps it."""
     params, grid = dict(exp.params), dict(exp.grid)
-    model = get_model(exp.model)
-    list_valued = {f.name for f in dataclasses.fields(model.config) if "tuple" in str(f.type)}
+    list_valued = {f.name for m in exp.model_names for f in dataclasses.fields(
+        get_model(m).config) if "tuple" in str(f.type)}
     for item in sets:
         if "=" not in item:
             raise ExperimentError(f"--set expects key=value, got {item!r}")

@@ -38,24 +38,32 @@ class Owner:
     experiment: dict
 
 
-def identity(model: str, values: list[dict], *, seeds: int, root_seed: int,
-             x64: bool) -> dict[str, Any]:
+def identity(model, values, *, seeds: int, root_seed: int, x64: bool) -> dict[str, Any]:
     """What makes two experiments the same: their content, not their file or comments.
 
     ``values`` are the resolved config values of every grid point (defaults included), so
     a parameter written out at its default, a single-valued grid axis, or a reordered grid
     is the same experiment.  Each field maps to its value, or to the sorted list of the
     values it takes when it varies (the grid is a cartesian product, so these sets
-    determine it).
+    determine it).  Several families: ``model`` is their list and ``values`` a dict
+    family -> that family's point values.
     """
+    if isinstance(values, dict):
+        parameters = {m: _fields(v) for m, v in values.items()}
+    else:
+        parameters = _fields(values)
+    return {"model": model, "seeds": seeds, "root_seed": root_seed,
+            "float": "float64" if x64 else "float32", "parameters": parameters}
+
+
+def _fields(values: list[dict]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in (values[0] if values else {}):
         seen = {json.dumps(plain(v[name], field=name)): plain(v[name], field=name)
                 for v in values}
         taken = [seen[k] for k in sorted(seen, key=_order)]
         fields[name] = taken[0] if len(taken) == 1 else taken
-    return {"model": model, "seeds": seeds, "root_seed": root_seed,
-            "float": "float64" if x64 else "float32", "parameters": fields}
+    return fields
 
 
 def _order(text: str):

@@ -52,7 +52,9 @@ def plot_run(run_dir: str | Path, *, formats=("png", "pdf")) -> Path:
                          f"got {x!r}")
     checks = exp.get("checks") or []
     metric = spec.get("metric", checks[0]["metric"] if checks else rows[0]["metric"])
-    series = spec.get("series", [a for a in axes if a != x])
+    series = list(spec.get("series", [a for a in axes if a != x]))
+    if "model" in rows[0] and "model" not in series and x != "model":
+        series = ["model", *series]  # several families: always one series per family
     missing = [s for s in series if s not in rows[0]]
     if missing:
         raise ValueError(f"plot series {missing[0]!r} is not a column of "

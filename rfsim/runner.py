@@ -24,8 +24,7 @@ import jax
 
 from rfsim import provenance
 from rfsim.check import Verdict, evaluate
-from rfsim.config import field_names
-from rfsim.experiment import Experiment, load_experiment
+from rfsim.experiment import Experiment, experiment_columns, load_experiment
 from rfsim.interrupt import deferred_signals
 from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
                       write_tables)
@@ -58,12 +57,19 @@ class Plan:
     """Everything decided before compute: the points, their ids, the owner record."""
 
     exp: Experiment
-    model: Model
-    points: list[Point]  # this shard's
-    ids: dict[int, str]
+    parts: list[tuple[Model, list[Point]]]  # each family with this shard's points
+    ids: dict[tuple[str, int], str]  # (family, grid index) -> point id
     owner: Owner
     chunk_size: int
-    total: int  # points in the full grid
+    total: int  # points in the full grid (all families)
+
+    @property
+    def model(self) -> Model:
+        return self.parts[0][0]
+
+    @property
+    def points(self) -> list[Point]:
+        return [p for _, pts in self.parts for p in pts]
 
 
 def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
@@ -71,18 +77,24 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
     """Validate everything and size the run, without computing or writing anything."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    model = get_model(exp.model)
     x64 = _x64() if x64 is None else x64
-    everything = plan(exp, model)  # validates every config
-    ids = {p.index: point_id(model.name, p.values, exp.seeds, exp.root_seed, x64)
-           for p in everything}
-    owner = Owner(
-        identity(model.name, [p.values for p in everything], seeds=exp.seeds,
-                 root_seed=exp.root_seed, x64=x64),
-        tuple(ids[p.index] for p in everything), exp.to_dict())
-    points = shard_points(everything, shard)
-    return Plan(exp, model, points, ids, owner, _fit_memory(model, points, chunk_size, x64),
-                len(everything))
+    parts, ids, values, total = [], {}, {}, 0
+    for name in exp.model_names:
+        model = get_model(name)
+        everything = plan(exp, model)  # validates every config
+        total += len(everything)
+        for p in everything:
+            ids[name, p.index] = point_id(name, p.values, exp.seeds, exp.root_seed, x64)
+        values[name] = [p.values for p in everything]
+        points = shard_points(everything, shard)
+        chunk_size = _fit_memory(model, points, chunk_size, x64)
+        parts.append((model, points))
+    names = exp.model_names
+    ident = identity(names[0] if not exp.models else list(names),
+                     values[names[0]] if not exp.models else values,
+                     seeds=exp.seeds, root_seed=exp.root_seed, x64=x64)
+    owner = Owner(ident, tuple(ids.values()), exp.to_dict())
+    return Plan(exp, parts, ids, owner, chunk_size, total)
 
 
 def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -> int:
@@ -150,41 +162,58 @@ def run_experiment(
 
 def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
          interrupt) -> RunResult:
-    exp, model, points, ids = job.exp, job.model, job.points, job.ids
+    exp = job.exp
     start = time.time()
-
-    def read(p: Point) -> dict:
-        return run.read_point(ids[p.index], values=p.values, seeds=exp.seeds,
-                              metrics=model.metrics)
-
-    records = {p.index: read(p) for p in points if run.has_point(ids[p.index])}
-    todo = [p for p in points if p.index not in records]
-    if todo and not compute:
+    several = bool(exp.models)
+    records: dict[tuple[str, int], dict] = {}
+    todo: list[tuple[Model, list[Point]]] = []
+    for model, points in job.parts:
+        for p in points:
+            pid = job.ids[model.name, p.index]
+            if run.has_point(pid):
+                records[model.name, p.index] = run.read_point(
+                    pid, values=p.values, seeds=exp.seeds, metrics=model.metrics)
+        todo.append((model, [p for p in points if (model.name, p.index) not in records]))
+    n_todo = sum(len(pts) for _, pts in todo)
+    n_points = len(job.points)
+    if n_todo and not compute:
         raise ValueError(
-            f"{len(todo)} of {len(points)} grid points have no result in {run.path}; "
+            f"{n_todo} of {n_points} grid points have no result in {run.path}; "
             "run the missing shard(s) first")
     run.write_text("config.toml", exp.source or "")
+    for model, points in todo:
+        if not points:
+            continue
 
-    def save(group_results):
-        for r in group_results:
-            record = point_record(r.point.index, r.point.values, r.sim, r.theory, r.coords,
-                                  model.axes)
-            run.write_point(ids[r.point.index], record)
-            records[r.point.index] = record
-        interrupt()  # a deferred Ctrl-C stops here, with this group safely on disk
-        if on_group_done is not None:
-            on_group_done(group_results)
+        def save(group_results, model=model):
+            for r in group_results:
+                record = point_record(r.point.index, r.point.values, r.sim, r.theory,
+                                      r.coords, model.axes)
+                if several:
+                    record["model"] = model.name
+                run.write_point(job.ids[model.name, r.point.index], record)
+                records[model.name, r.point.index] = record
+            interrupt()  # a deferred Ctrl-C stops here, with this group safely on disk
+            if on_group_done is not None:
+                on_group_done(group_results)
 
-    if todo:
-        run_points(model, todo, seeds=exp.seeds, root_seed=exp.root_seed,
+        run_points(model, points, seeds=exp.seeds, root_seed=exp.root_seed,
                    chunk_size=job.chunk_size, progress=progress, on_group_done=save,
                    interrupt=interrupt)
-    ordered = [records[p.index] for p in points]
-    columns = list(field_names(model.config))
-    summary = write_tables(run, columns, model.metrics, ordered)
-    nonfinite = _nonfinite(ordered, points, columns)
+    columns, _, metrics = experiment_columns(exp)
+    ordered, order_points = [], []
+    for model, points in job.parts:
+        for p in points:
+            rec = records[model.name, p.index]
+            if several:
+                rec = {**rec, "values": {"model": model.name, **rec["values"]}}
+            ordered.append(rec)
+            order_points.append(p)
+    summary = write_tables(run, columns, metrics, ordered)
+    nonfinite = _nonfinite(ordered, order_points, columns)
     verdicts = [evaluate(summary, spec, default_name=f"{exp.name}#{i + 1}")
                 for i, spec in enumerate(exp.checks)] if shard == (0, 1) and summary else []
+    model, points, todo_count = job.model, job.points, n_todo
     meta = {
         "format": FORMAT,
         "experiment": exp.to_dict(),
@@ -192,12 +221,13 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
         "root_seed": exp.root_seed,
         "seeds": exp.seeds,
         "key_scheme": KEY_SCHEME,
-        **_state_keys(model, points, exp.root_seed),
+        **{k: v for model_, pts in job.parts
+           for k, v in _state_keys(model_, pts, exp.root_seed).items()},
         "shard": f"{shard[0]}/{shard[1]}",
         "grid_points": len(points),
         "grid_points_total": job.total,
-        "computed_points": len(todo),
-        "reused_points": len(points) - len(todo),
+        "computed_points": todo_count,
+        "reused_points": len(points) - todo_count,
         "chunk_size": job.chunk_size,
         "nonfinite": nonfinite,
         "verdicts": [dataclasses.asdict(v) for v in verdicts],
@@ -214,7 +244,7 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
 
         figure = plot_run(run.path)
     interrupt()
-    return RunResult(run.path, summary, len(todo), len(points) - len(todo), nonfinite,
+    return RunResult(run.path, summary, todo_count, len(points) - todo_count, nonfinite,
                      verdicts, figure, job.total, job.chunk_size)
 
 
@@ -238,10 +268,11 @@ def _nonfinite(records: list[dict], points: list[Point], columns: list[str]) -> 
     bad = []
     for rec, p in zip(records, points):
         for metric, values in rec["sim"].items():
-            seeds = [i for i, v in enumerate(values) if v is None]
+            seeds = [i for i, v in enumerate(values)
+                     if v is None or (isinstance(v, list) and None in v)]
             if seeds:
                 bad.append({"index": p.index, "metric": metric, "seeds": seeds,
-                            "params": {c: rec["values"][c] for c in columns}})
+                            "params": {c: rec["values"].get(c) for c in columns}})
     return bad
 
 

@@ -65,7 +65,7 @@ def plan(exp: Experiment, model: Model) -> list[Point]:
     statics = static_fields(model.config)
     digests: dict[str, tuple[int, int]] = {}
     points = []
-    for i, values in enumerate(grid_points(exp)):
+    for i, values in enumerate(grid_points(exp, model.name)):
         cfg = make_config(model, values)
         full = as_dict(cfg)
         static_values = {k: full[k] for k in statics}

@@ -180,3 +180,82 @@ def test_statics_that_are_not_plain_data_are_refused():
         bad = dataclasses.replace(exp, params={**exp.params, "activation": act})
         with pytest.raises(ValueError, match="activation must be plain data"):
             plan(bad, get_model("rf-ridge"))
+
+
+@model_config
+class MeanConfig:
+    n: int = static(8)
+    mu: float = param(0.3)
+
+
+@model_config
+class ShrunkConfig:
+    n: int = static(8)
+    mu: float = param(0.3)
+    shrink: float = param(0.5)
+
+
+def _sample(key, cfg):
+    return cfg.mu + jax.random.normal(key, (cfg.n,), jnp.result_type(float))
+
+
+@pytest.fixture
+def two_families():
+    register("toy-mean", MeanConfig,
+             lambda key, cfg: {"sq_err": (jnp.mean(_sample(key, cfg)) - cfg.mu) ** 2},
+             lambda cfg: {"sq_err": jnp.asarray(1.0 / cfg.n)}, metrics=("sq_err",))
+    register("toy-shrunk", ShrunkConfig,
+             lambda key, cfg: {"sq_err": (cfg.shrink * jnp.mean(_sample(key, cfg)) - cfg.mu)
+                               ** 2},
+             lambda cfg: {"sq_err": cfg.shrink ** 2 / cfg.n + (1 - cfg.shrink) ** 2 * cfg.mu ** 2},
+             metrics=("sq_err",))
+    yield
+    unregister("toy-mean")
+    unregister("toy-shrunk")
+
+
+TWO = """models = ["toy-mean", "toy-shrunk"]
+seeds = 400
+[grid]
+n = [4, 16]
+[per_model.toy-shrunk]
+shrink = {shrink}
+[[check]]
+name = "both families"
+metric = "sq_err"
+max_abs_z = 4.0
+[[check]]
+name = "the plain mean"
+metric = "sq_err"
+where = {{ model = "toy-mean" }}
+[plot]
+x = "n"
+"""
+
+
+def test_two_families_share_a_grid_tables_and_draws(tmp_path, capsys, two_families):
+    path = tmp_path / "two.toml"
+    path.write_text(TWO.format(shrink=0.5))
+    code, stdout, err = _run(capsys, "run", path, "--out", tmp_path / "r", "--quiet")
+    assert code == 0 and stdout.count("PASS") == 2, stdout + err
+    rows = read_csv(tmp_path / "r" / "summary.csv")
+    assert list(rows[0])[:4] == ["model", "n", "mu", "shrink"]
+    assert [(r["model"], r["n"], r["shrink"]) for r in rows] == [
+        ("toy-mean", "4", ""), ("toy-mean", "16", ""),
+        ("toy-shrunk", "4", "0.5"), ("toy-shrunk", "16", "0.5")]
+    assert (tmp_path / "r" / "figure.png").stat().st_size > 1000
+    # common random numbers: at shrink = 1 the second family is the first, draw for draw
+    path.write_text(TWO.format(shrink=1.0))
+    _run(capsys, "run", path, "--out", tmp_path / "crn", "--quiet", "--no-plot")
+    sim = read_csv(tmp_path / "crn" / "sim.csv")
+    a = [r["sq_err"] for r in sim if r["model"] == "toy-mean"]
+    b = [r["sq_err"] for r in sim if r["model"] == "toy-shrunk"]
+    assert a == b and len(set(a)) == len(a)
+
+
+def test_a_parameter_one_family_lacks_must_be_per_model(tmp_path, capsys, two_families):
+    path = tmp_path / "two.toml"
+    path.write_text(TWO.format(shrink=0.5).replace("[per_model.toy-shrunk]\n", "[params]\n"))
+    code, _, err = _run(capsys, "run", path, "--out", tmp_path / "r")
+    assert code == 2 and "unknown parameter 'shrink' for model 'toy-mean'" in err
+    assert "[per_model.<family>]" in err and err.count("\n") == 1

@@ -289,7 +289,7 @@ def test_engine_factorizes_once_per_seed_for_every_ridge():
     points = plan(exp, model)
     fixed, dyn = _param_arrays(model, _padded(points))
     args = (group_key(0, points[0].group), jnp.arange(2, dtype=jnp.uint32), points[0].cfg,
-            fixed, dyn)
+            fixed, dyn, None)
     hlo = _simulator(model).lower(*args).compile().as_text()
     if jax.default_backend() != "cpu":
         pytest.skip("the HLO check reads the CPU LAPACK custom call")
