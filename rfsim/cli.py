@@ -120,32 +120,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from rfsim.check import evaluate, perturb_theory
-    from rfsim.experiment import load_experiment, quick
-    from rfsim.runner import identity_hash, run_experiment
+    from rfsim.suite import run_suite, suite_experiments
 
     folder = Path(args.dir) if args.dir else experiments_dir()
-    if not folder.is_dir():
-        raise ValueError(f"--dir {folder} is not a directory")
-    files = sorted(folder.glob("*.toml"))
-    if args.only:
-        files = [f for f in files if any(o in f.stem for o in args.only)]
-    exps = [load_experiment(f) for f in files]  # validate all before computing any
-    exps = [e if args.full else quick(e) for e in exps if e.checks]
-    if not exps:
-        raise ValueError(f"no experiment with a [check] table in {folder}")
+    exps = suite_experiments(folder, args.only, args.full)
     failures = 0
-    for exp in exps:
-        # one directory per experiment content: an edited experiment never meets old results
-        out = Path(args.out_root) / (f"{exp.name}{'' if args.full else '-quick'}-"
-                                     f"{identity_hash(exp)}")
-        res = run_experiment(exp, out=out, progress=not args.quiet, plot=False,
-                             chunk_size=args.chunk, interrupt=args.checkpoint)
-        rows = res.summary if args.perturb == 1.0 else perturb_theory(res.summary, args.perturb)
-        for i, spec in enumerate(exp.checks):
-            v = evaluate(rows, spec, default_name=f"{exp.name}#{i + 1}")
-            failures += not v.passed
-            print(v.line(), flush=True)
+    for v in run_suite(exps, Path(args.out_root), full=args.full, perturb=args.perturb,
+                       progress=not args.quiet, chunk_size=args.chunk,
+                       interrupt=args.checkpoint):
+        failures += not v.passed
+        print(v.line(), flush=True)
     print(f"{'all claims PASS' if not failures else f'{failures} claim(s) FAIL'}")
     return 1 if failures else 0
 

@@ -117,3 +117,12 @@ def build_config(cls, values: Mapping[str, Any], *, model: str = "") -> Any:
 def as_dict(cfg) -> dict[str, Any]:
     """All fields of a config, in declaration order."""
     return {k: getattr(cfg, k) for k in field_names(cfg)}
+
+
+def make_config(model, values: Mapping[str, Any]):
+    """Build (and so validate) ``model``'s config from ``values``; integer values of
+    continuous parameters become floats."""
+    floats = set(param_fields(model.config))
+    coerced = {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool)
+               else v for k, v in values.items()}
+    return build_config(model.config, coerced, model=model.name)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rfsim.activations import closest
-from rfsim.config import build_config, field_names, param_fields
+from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
 from rfsim.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, get_model
 from rfsim.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
@@ -342,17 +342,6 @@ def grid_points(exp: Experiment, model: str | None = None) -> list[dict[str, Any
     combos = itertools.product(*(exp.grid[a] for a in axes)) if axes else [()]
     fixed = {**exp.params, **exp.per_model.get(model or exp.model, {})}
     return [{**fixed, **dict(zip(axes, combo))} for combo in combos]
-
-
-def make_config(model: Model, values: dict[str, Any]):
-    """Build (and so validate) a config; dynamic params become floats."""
-    floats = set(param_fields(model.config))
-    coerced = {}
-    for k, v in values.items():
-        if k in floats and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        coerced[k] = v
-    return build_config(model.config, coerced, model=model.name)
 
 
 def parse_value(text: str):

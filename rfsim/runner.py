@@ -24,7 +24,7 @@ import jax
 
 from rfsim import provenance
 from rfsim.check import Verdict, evaluate
-from rfsim.experiment import Experiment, experiment_columns, load_experiment
+from rfsim.experiment import Experiment, experiment_columns, grid_points, load_experiment
 from rfsim.interrupt import deferred_signals
 from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
                       write_tables)
@@ -81,7 +81,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
     parts, ids, values, total = [], {}, {}, 0
     for name in exp.model_names:
         model = get_model(name)
-        everything = plan(exp, model)  # validates every config
+        everything = plan(model, grid_points(exp, name))  # validates every config
         total += len(everything)
         for p in everything:
             ids[name, p.index] = point_id(name, p.values, exp.seeds, exp.root_seed, x64)

@@ -35,8 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.config import as_dict, param_fields, static_fields, unbatched_fields
-from rfsim.experiment import Experiment, grid_points, make_config
+from rfsim.config import as_dict, make_config, param_fields, static_fields, unbatched_fields
 from rfsim.keys import canonical, group_key, state_key, static_digest
 from rfsim.models import Model
 
@@ -60,12 +59,13 @@ class PointResult:
     coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # axis -> coords
 
 
-def plan(exp: Experiment, model: Model) -> list[Point]:
-    """Every grid point, validated, with its static group index."""
+def plan(model: Model, grid: Iterable[dict[str, Any]]) -> list[Point]:
+    """Every grid point (``grid``: each point's values, in grid order), validated, with its
+    static group digest.  The engine knows configs, not the experiment file format."""
     statics = static_fields(model.config)
     digests: dict[str, tuple[int, int]] = {}
     points = []
-    for i, values in enumerate(grid_points(exp, model.name)):
+    for i, values in enumerate(grid):
         cfg = make_config(model, values)
         full = as_dict(cfg)
         static_values = {k: full[k] for k in statics}

@@ -165,7 +165,7 @@ def test_frozen_state_is_shared_and_theory_can_run_on_the_host(tmp_path, capsys,
 
 def test_statics_that_are_not_plain_data_are_refused():
     """Two different callables used to collide (identified by __name__): now refused."""
-    from rfsim.experiment import from_dict
+    from rfsim.experiment import from_dict, grid_points
 
     exp = from_dict({"model": "rf-ridge", "seeds": 2,
                      "params": {"d": 4, "N": 4, "n": 4}}, name="c")
@@ -179,7 +179,7 @@ def test_statics_that_are_not_plain_data_are_refused():
     for act in (f, g):
         bad = dataclasses.replace(exp, params={**exp.params, "activation": act})
         with pytest.raises(ValueError, match="activation must be plain data"):
-            plan(bad, get_model("rf-ridge"))
+            plan(get_model("rf-ridge"), grid_points(bad))
 
 
 @model_config

@@ -279,14 +279,14 @@ def test_engine_factorizes_once_per_seed_for_every_ridge():
     outside the loop over ridges.  spectrum_decay (batch=False) is a loop-invariant scalar."""
     import re
 
-    from rfsim.experiment import from_dict
+    from rfsim.experiment import from_dict, grid_points
     from rfsim.models import get_model
     from rfsim.sweep import _padded, _param_arrays, _simulator, plan
 
     model = get_model("linear-ridge")
     exp = from_dict({"model": "linear-ridge", "seeds": 2, "params": {"d": 6, "n": 9},
                      "grid": {"ridge": [0.0, 0.1, 1.0]}})
-    points = plan(exp, model)
+    points = plan(model, grid_points(exp))
     fixed, dyn = _param_arrays(model, _padded(points))
     args = (group_key(0, points[0].group), jnp.arange(2, dtype=jnp.uint32), points[0].cfg,
             fixed, dyn, None)
