@@ -38,6 +38,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.validation import require_in_range
 
 __all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari"]
 
@@ -276,6 +277,53 @@ def _float_dtype(*values):
     return dtype
 
 
+def psi_range(dtype) -> tuple[float, float]:
+    """``[sqrt(tiny)/eps, sqrt(max) eps]``: where (RF-6)-(RF-9) are resolved in ``dtype``.
+
+    chi ~ -min(psi1, psi2, mu*^2/ridge) enters E0..E2 squared and beyond, and the bracket
+    (RF-7) squares ``psi1 psi2 ridge/mu*^2``; outside this range they underflow or overflow
+    (float64 at psi = 1e-155 returned variance 0 instead of 1.25e-155, at psi1 = 1e155 with a
+    ridge bias 1 instead of 0.395).  [6.7e-139, 3e138] in float64, [9e-13, 2.2e12] in float32.
+    """
+    fi = jnp.finfo(dtype)
+    return math.sqrt(float(fi.tiny)) / float(fi.eps), math.sqrt(float(fi.max)) * float(fi.eps)
+
+
+def _check_domain(psi1, psi2, ridge, mustar_sq: float, dtype) -> None:
+    """Concrete inputs inside :func:`psi_range` (theory/random_features.md (RF-15))."""
+    values = (psi1, psi2, ridge)
+    if any(_concrete(v) is None for v in values):
+        return
+    lo, hi = psi_range(dtype)
+    p1, p2, lam = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in values))
+    name = np.dtype(dtype).name
+    hint = _widen_hint(dtype)
+    for field, psi in (("psi1", p1), ("psi2", p2)):
+        bad = (psi < lo) | (psi > hi)
+        if bad.any():
+            raise ValueError(
+                f"{field} = {float(psi[bad].flat[0]):g} is outside [{lo:.3g}, {hi:.3g}], the "
+                f"range where {name} resolves the Mei-Montanari fixed point (RF-15){hint}"
+            )
+    load = lam / mustar_sq * np.maximum(1.0, p1 * p2)
+    bad = load > hi
+    if bad.any():
+        raise ValueError(
+            f"ridge = {float(lam[bad].flat[0]):g} is too large for {name} here: "
+            f"ridge/mu*^2 * max(1, psi1 psi2) = {float(load[bad].flat[0]):.3g} must be at most "
+            f"{hi:.3g} (RF-15); the risk is then within {name} round-off of its ridge -> inf "
+            f"limit (bias 1, variance 0){hint}"
+        )
+
+
+def _widen_hint(dtype) -> str:
+    if jnp.finfo(dtype).bits >= 64:
+        return ""
+    if jax.config.jax_enable_x64:
+        return "; pass float64 arrays to widen it"
+    return '; enable float64 with jax.config.update("jax_enable_x64", True) to widen it'
+
+
 # --------------------------------------------------------------------------
 # the fixed point (RF-4)-(RF-8)
 # --------------------------------------------------------------------------
@@ -455,6 +503,9 @@ def mei_montanari(
         _validate(name, value, strict=strict)
 
     dtype = _float_dtype(psi1, psi2, ridge, f1_sq, fstar_sq, noise)
+    for name, value in (("f1_sq", f1_sq), ("fstar_sq", fstar_sq), ("noise", noise)):
+        require_in_range(name, value, dtype)
+    _check_domain(psi1, psi2, ridge, mustar * mustar, dtype)
     p1, p2, lam = jnp.broadcast_arrays(*(jnp.asarray(v, dtype=dtype) for v in (psi1, psi2, ridge)))
     f1 = jnp.asarray(f1_sq, dtype=dtype)
     fs = jnp.asarray(fstar_sq, dtype=dtype)
