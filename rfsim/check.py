@@ -13,6 +13,13 @@ Each check kind is a function ``(rows, spec) -> Verdict`` over summary rows
   an ``optimize`` axis, e.g. the optimal ridge) moves only in ``direction``, up to
   ``max_abs_z`` combined sem.
 * ``threshold``: at the largest ``x`` the value is ``below``/``above`` a level.
+* ``rate``: the log–log slope of each curve of ``metric`` against ``x`` (weighted least
+  squares of log mean, or a plain fit of log theory) is within ``tolerance`` (+
+  ``max_abs_z`` standard errors, default 0) of ``expected``.
+* ``bound``: every selected row has ``mean + max_abs_z * sem <= bound`` (default 3 sem),
+  ``bound`` being ``"theory"``, a number or an expression over parameter columns
+  (:mod:`rfsim.expressions`); with ``max_ratio`` the bound must also not be vacuous
+  (``bound/mean <= max_ratio`` at some row).
 
 Spec keys common to all kinds: ``metric`` (required), ``where`` (a table
 ``{param = value or [values]}`` selecting rows), ``name`` (a label).
@@ -26,6 +33,7 @@ import math
 from collections.abc import Callable
 
 from rfsim.activations import closest
+from rfsim.expressions import parse as parse_expression
 from rfsim.io import SUMMARY_STATS, to_float
 
 
@@ -143,14 +151,8 @@ def _curves(rows: list[dict], spec: dict) -> dict[tuple, list[tuple[float, float
     use = spec.get("value", "mean")
     if use not in ("mean", "theory"):
         raise ValueError(f"check value must be 'mean' or 'theory', got {use!r}")
-    where = spec.get("where", {})
-    picked = [r for r in rows if r["metric"] == metric and _matches(r, where)]
-    if not picked:
-        raise ValueError(f"check selects no rows of metric {metric!r}")
-    if x not in picked[0]:
-        raise ValueError(f"check x must be a parameter column, got {x!r}")
+    picked, others = _curve_rows(rows, spec)
     params = [k for k in picked[0] if k not in SUMMARY_STATS]
-    others = [k for k in _varying(picked) if k not in (x, opt)]
     by_params = {(r["metric"], *(r[k] for k in params)): r for r in rows}
     judge = spec.get("argmin_of", metric)
     best: dict[tuple, dict[float, tuple[float, float, float]]] = {}
@@ -165,6 +167,17 @@ def _curves(rows: list[dict], spec: dict) -> dict[tuple, list[tuple[float, float
         if opt is None or cur is None or score < cur[0]:
             best[key][xv] = (score, to_float(r[use]), sem if math.isfinite(sem) else 0.0)
     return {k: sorted((xv, v, s) for xv, (_, v, s) in c.items()) for k, c in best.items()}
+
+
+def _curve_rows(rows: list[dict], spec: dict) -> tuple[list[dict], list[str]]:
+    """The rows a curve check reads, and the columns that tell its curves apart."""
+    metric, x, opt = spec.get("metric"), spec.get("x"), spec.get("optimize")
+    picked = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    if not picked:
+        raise ValueError(f"check selects no rows of metric {metric!r}")
+    if x not in picked[0]:
+        raise ValueError(f"check x must be a parameter column, got {x!r}")
+    return picked, [k for k in _varying(picked) if k not in (x, opt)]
 
 
 def _at_best(spec: dict) -> str:
@@ -223,11 +236,184 @@ def threshold(rows: list[dict], spec: dict) -> tuple[bool, str]:
     return ok, f"{spec['metric']}{_at_best(spec)} {bound} required: " + "; ".join(parts)
 
 
+def _loglog_fit(pts: list[tuple[float, float, float]], weighted: bool
+                ) -> tuple[float, float, float]:
+    """Slope, its standard error and chi^2/dof of ``log v = c + slope log x``.
+
+    Weighted: weights ``1/var(log v) = (v/sem)^2`` (the delta method), standard error from
+    the weights (known variances).  Unweighted: ordinary least squares, standard error from
+    the residuals (for a deterministic curve it measures its curvature).
+    """
+    xs = [math.log(x) for x, _, _ in pts]
+    ys = [math.log(v) for _, v, _ in pts]
+    ws = [(v / s) ** 2 for _, v, s in pts] if weighted else [1.0] * len(pts)
+    total = sum(ws)
+    xb = sum(w * x for w, x in zip(ws, xs)) / total
+    yb = sum(w * y for w, y in zip(ws, ys)) / total
+    sxx = sum(w * (x - xb) ** 2 for w, x in zip(ws, xs))
+    slope = sum(w * (x - xb) * (y - yb) for w, x, y in zip(ws, xs, ys)) / sxx
+    chi2 = sum(w * (y - yb - slope * (x - xb)) ** 2 for w, x, y in zip(ws, xs, ys))
+    dof = len(pts) - 2
+    se = math.sqrt(1.0 / sxx) if weighted else math.sqrt(chi2 / dof / sxx)
+    return slope, se, chi2 / dof
+
+
+def _curve_label(names: list[str], key: tuple) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(names, key))
+
+
+def rate(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    """Each curve's fitted log–log slope of ``metric`` against ``x`` is within ``tolerance``
+    (+ ``max_abs_z`` standard errors of the fit, default 0) of ``expected``.
+
+    ``value = "mean"`` (default): weighted least squares of log(mean) with weights
+    ``(mean/sem)^2``; ``"theory"``: unweighted fit of log(theory).  ``x_min``/``x_max``
+    restrict the fit; ``where``/``optimize`` select rows as for ``monotone``.  A curve with
+    fewer than 3 points, or a non-positive value or x, is a FAIL.
+    """
+    expected, tol = float(spec["expected"]), float(spec["tolerance"])
+    max_z = float(spec.get("max_abs_z", 0.0))
+    lo, hi = float(spec.get("x_min", -math.inf)), float(spec.get("x_max", math.inf))
+    use, x, metric = spec.get("value", "mean"), spec["x"], spec["metric"]
+    weighted = use == "mean"
+    _, others = _curve_rows(rows, spec)
+    what = f"{metric}{'' if weighted else ' (theory)'}{_at_best(spec)} vs {x}"
+    fits = []
+    for key, pts in _curves(rows, spec).items():
+        where = _curve_label(others, key)
+        on = f" ({where})" if where else ""
+        pts = [p for p in pts if lo <= p[0] <= hi]
+        span = ("" if (lo, hi) == (-math.inf, math.inf) else
+                f" in [{lo:g}, {hi:g}]")
+        if len(pts) < 3:
+            return False, (f"{what}: a slope needs >= 3 points per curve; {len(pts)} with "
+                           f"{x}{span}{on}")
+        for xv, v, s in pts:
+            if not (math.isfinite(v) and v > 0 and xv > 0):
+                return False, (f"{what}: a log-log fit needs positive values; {use} = {v:g} "
+                               f"at {x}={xv:g}{on}")
+            if weighted and not s > 0:
+                return False, (f"{what}: no standard error at {x}={xv:g}{on} to weight the "
+                               f"fit (use value = \"theory\" for a deterministic curve)")
+        slope, se, chi2 = _loglog_fit(pts, weighted)
+        allowed = tol + max_z * se
+        gap = abs(slope - expected)
+        ratio = gap / allowed if allowed > 0 else (0.0 if gap == 0 else math.inf)
+        fits.append((ratio, slope, se, chi2, allowed, where, pts))
+    worst = max(fits, key=lambda f: f[0])
+    ratio, slope, se, chi2, allowed, where, pts = worst
+    passed = all(f[0] <= 1.0 for f in fits)
+    allowance = " + ".join(a for a in (f"{tol:g}" if tol or not max_z else "",
+                                       f"{max_z:g} se" if max_z else "") if a)
+    figure = (
+        f"{what}: slope {slope:+.3f} ± {se:.3f} (expected {expected:+g} ± {allowance}; "
+        f"|diff| = {abs(slope - expected):.3f} = {ratio:.2f} x allowance)"
+        + (f" at {where}" if where else "")
+        + f"; {len(pts)} points, {x} {pts[0][0]:g}..{pts[-1][0]:g}"
+        + (f", chi2/dof {chi2:.2f}" if weighted else "")
+    )
+    if len(fits) > 1:
+        shown = sorted(fits, key=lambda f: -f[0])[:6]
+        figure += (f"; {len(fits)} curves: "
+                   + ", ".join(f"{f[1]:+.3f}±{f[2]:.3f} ({f[5]})" for f in shown)
+                   + (" ..." if len(fits) > len(shown) else ""))
+    figure += f"; detects an exponent off by > {max(f[4] for f in fits):.3g}"
+    return passed, figure
+
+
+def _row_params(row: dict, names: tuple[str, ...], text: str) -> dict[str, float]:
+    out = {}
+    for k in names:
+        if k not in row or k in SUMMARY_STATS:
+            raise ValueError(f"check bound `{text}` names {k!r}, which is not a parameter "
+                             "column of summary.csv")
+        try:
+            out[k] = float(row[k])
+        except ValueError:
+            raise ValueError(f"check bound `{text}` names {k!r}, whose value {row[k]!r} is "
+                             "not a number") from None
+    return out
+
+
+def bound(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    """Every selected row has ``mean + max_abs_z * sem <= bound`` (default 3 sem).
+
+    ``bound`` is ``"theory"`` (the row's prediction; rows without a finite one are left out
+    and counted), a number, or an expression over parameter columns (``"2 * noise / n"``).
+    Reports the tightest row (smallest margin relative to the bound) and, with
+    ``max_ratio``, FAILs a vacuous bound: ``bound/mean > max_ratio`` at every row.
+    """
+    given, metric = spec["bound"], spec["metric"]
+    max_z = float(spec.get("max_abs_z", 3.0))
+    max_ratio = spec.get("max_ratio")
+    metrics = sorted({r["metric"] for r in rows})
+    if metric not in metrics:
+        raise ValueError(f"check metric must be one of {metrics}, got {metric!r}"
+                         + closest(metric, metrics))
+    chosen = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    dropped = 0
+    if given == "theory":
+        kept = [r for r in chosen if math.isfinite(to_float(r["theory"]))]
+        chosen, dropped = kept, len(chosen) - len(kept)
+        text = "theory"
+    elif isinstance(given, str):
+        expr = parse_expression(given)
+        text = expr.text
+    else:
+        text = f"{float(given):g}"
+    if not chosen:
+        return False, f"{metric}: no rows to compare with the bound {text}"
+    keys = _varying(chosen)
+    tight, n_bad, ratio = None, 0, (math.inf, None)
+    for r in chosen:
+        at = _label(r, keys=keys) or "the only point"
+        if given == "theory":
+            b = to_float(r["theory"])
+        elif isinstance(given, str):
+            params = _row_params(r, expr.names, text)  # a wrong name is a bad spec
+            try:
+                b = expr(params)
+            except ValueError as e:  # e.g. 1/n at n = 0: this row has no bound
+                return False, f"{metric}: the bound {e} at {at}"
+        else:
+            b = float(given)
+        mean, sem = to_float(r["mean"]), to_float(r["sem"])
+        if not math.isfinite(mean):
+            return False, f"{metric}: non-finite simulation mean at {at}"
+        upper = mean + max_z * (sem if math.isfinite(sem) else 0.0)
+        margin = b - upper
+        rel = margin / abs(b) if b != 0 else margin
+        n_bad += margin < 0
+        if tight is None or rel < tight[0]:
+            tight = (rel, margin, b, upper, at)
+        q = b / mean if mean > 0 else math.inf
+        if q < ratio[0]:
+            ratio = (q, at)
+    rel, margin, b, upper, at = tight
+    passed = n_bad == 0
+    held = ("every row holds" if passed else
+            f"{n_bad} of {len(chosen)} rows violate it")
+    figure = (f"{metric} + {max_z:g} sem <= {text}: {held}; tightest at {at}: "
+              f"{upper:.4g} vs bound {b:.4g}, margin {margin:.3g} ({rel:+.1%} of the bound)")
+    if max_ratio is not None:
+        vacuous = ratio[0] > float(max_ratio)
+        passed &= not vacuous
+        figure += (f"; smallest bound/mean = {ratio[0]:.3g}"
+                   + (f" at {ratio[1]}" if ratio[1] else "")
+                   + (f" > max_ratio {float(max_ratio):g}: vacuous" if vacuous else
+                      f" (max_ratio {float(max_ratio):g})"))
+    figure += (f"; {len(chosen)} points"
+               + (f", {dropped} with infinite/missing theory left out" if dropped else ""))
+    return passed, figure
+
+
 CHECKS: dict[str, Callable[[list[dict], dict], tuple[bool, str]]] = {
     "statistical": statistical,
     "exact": exact,
     "monotone": monotone,
     "threshold": threshold,
+    "rate": rate,
+    "bound": bound,
 }
 
 
@@ -242,10 +428,22 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "exact": ("rel_tol",),
     "monotone": (*CURVE_KEYS, "direction", "max_abs_z", "rel_tol"),
     "threshold": (*CURVE_KEYS, "below", "above", "max_abs_z"),
+    "rate": (*CURVE_KEYS, "expected", "tolerance", "max_abs_z", "x_min", "x_max"),
+    "bound": ("bound", "max_abs_z", "max_ratio"),
+}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "monotone": ("x",),
+    "threshold": ("x",),
+    "rate": ("x", "expected", "tolerance"),
+    "bound": ("bound",),
 }
 SPEC_KEYS = tuple(dict.fromkeys(COMMON_KEYS + sum(KIND_KEYS.values(), ())))
-NUMBER_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "below", "above")
-NONNEGATIVE_KEYS = ("max_abs_z", "rel_tol", "abs_tol")
+NUMBER_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "below", "above", "expected", "tolerance",
+               "x_min", "x_max", "max_ratio")
+NONNEGATIVE_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "tolerance")
+REQUIRED_HINTS = {"x": 'x = "<grid axis>"', "expected": "expected = <the exponent>",
+                  "tolerance": "tolerance = <allowed |slope - expected|>",
+                  "bound": 'bound = "theory", a number or an expression such as "2 * noise / n"'}
 
 
 def _where_value_ok(v) -> bool:
@@ -294,8 +492,17 @@ def validate_spec(spec: dict, *, metrics=None, columns=None, values=None,
     if spec.get("direction", "nonincreasing") not in ("nonincreasing", "nondecreasing"):
         raise ValueError(f"{label}: direction must be 'nonincreasing' or 'nondecreasing', "
                          f"got {spec['direction']!r}")
-    if kind in ("monotone", "threshold") and "x" not in spec:
-        raise ValueError(f"{label}: a {kind} check needs `x = \"<grid axis>\"`")
+    for key in REQUIRED_KEYS.get(kind, ()):
+        if key not in spec:
+            raise ValueError(f"{label}: a {kind} check needs `{REQUIRED_HINTS[key]}`")
+    if "x_min" in spec and "x_max" in spec and not spec["x_min"] < spec["x_max"]:
+        raise ValueError(f"{label}: x_min must be < x_max, got {spec['x_min']!r} and "
+                         f"{spec['x_max']!r}")
+    if "max_ratio" in spec and spec["max_ratio"] < 1:
+        raise ValueError(f"{label}: max_ratio must be >= 1 (a bound that holds is >= the mean),"
+                         f" got {spec['max_ratio']!r}")
+    if "bound" in spec:
+        _validate_bound(spec["bound"], label)
     if kind == "threshold" and "below" not in spec and "above" not in spec:
         raise ValueError(f"{label}: a threshold check needs `below` or `above`")
     where = spec.get("where", {})
@@ -308,6 +515,32 @@ def validate_spec(spec: dict, *, metrics=None, columns=None, values=None,
                              f"values, got {v!r}")
     if metrics is not None:
         _validate_against(spec, label, metrics, columns or [], values or {}, axes or [])
+
+
+def _validate_bound(given, label: str) -> None:
+    if isinstance(given, bool) or not isinstance(given, (str, int, float)):
+        raise ValueError(f"{label}: bound must be \"theory\", a number or an expression string, "
+                         f"got {given!r}")
+    if isinstance(given, str):
+        if given == "theory":
+            return
+        try:
+            expr = parse_expression(given)
+        except ValueError as e:
+            raise ValueError(f"{label}: bound {e}") from None
+        stats = [k for k in expr.names if k in SUMMARY_STATS]
+        if stats:
+            raise ValueError(f"{label}: bound `{given}` may name parameters only, not "
+                             f"{stats[0]!r}" + (" (bound = \"theory\" is the prediction)"
+                                                if stats[0] == "theory" else ""))
+    elif not math.isfinite(given):
+        raise ValueError(f"{label}: bound must be a finite number, got {given!r}")
+
+
+def _numbers(vs) -> list[float] | None:
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs):
+        return [float(v) for v in vs]
+    return None
 
 
 def _validate_against(spec, label, metrics, columns, values, axes) -> None:
@@ -328,6 +561,38 @@ def _validate_against(spec, label, metrics, columns, values, axes) -> None:
         if have and not any(_same(_cell(h), w) for h in have for w in wants):
             raise ValueError(f"{label}: where {k} = {want!r} matches no grid point ({k} takes "
                              f"{', '.join(_cell(h) for h in have)})")
+    if isinstance(spec.get("bound"), str) and spec["bound"] != "theory":
+        for k in parse_expression(spec["bound"]).names:
+            if k not in columns:
+                raise ValueError(f"{label}: bound `{spec['bound']}` names {k!r}, which is not a "
+                                 "parameter" + closest(k, columns)
+                                 + f"; parameters: {', '.join(columns)}")
+            if values.get(k) and _numbers(values[k]) is None:
+                raise ValueError(f"{label}: bound `{spec['bound']}` names {k!r}, which is not "
+                                 f"numeric ({k} takes {', '.join(_cell(h) for h in values[k])})")
+    if spec.get("kind") == "rate" and values.get(spec["x"]):
+        _validate_rate_range(spec, label, values[spec["x"]])
+
+
+def _validate_rate_range(spec, label, have) -> None:
+    """Enough grid values of x inside [x_min, x_max] (and ``where``) for a slope."""
+    x = spec["x"]
+    xs = _numbers(have)
+    if xs is None:
+        raise ValueError(f"{label}: x = {x!r} must be numeric for a rate")
+    lo, hi = spec.get("x_min", -math.inf), spec.get("x_max", math.inf)
+    if x in spec.get("where", {}):
+        want = spec["where"][x]
+        wants = want if isinstance(want, list) else [want]
+        xs = [v for v in xs if any(_same(_cell(v), w) for w in wants)]
+    inside = sorted(v for v in xs if lo <= v <= hi)
+    if any(v <= 0 for v in inside):
+        raise ValueError(f"{label}: {x} = {min(inside):g} cannot be on a log axis; set x_min > 0")
+    if len(inside) < 3:
+        span = "" if (lo, hi) == (-math.inf, math.inf) else f" in [{lo:g}, {hi:g}]"
+        raise ValueError(f"{label}: a rate needs >= 3 values of {x}{span}; the grid has "
+                         f"{len(inside)}" + (f" ({', '.join(f'{v:g}' for v in inside)})"
+                                             if inside else ""))
 
 
 def _cell(v) -> str:
