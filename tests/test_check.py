@@ -2,6 +2,7 @@
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,3 +302,60 @@ def test_a_bad_bound_is_refused_before_compute(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "the operator '^' is not allowed" in err and not out.exists(), err
+
+
+# --- the shipped rate claim is the closed form, and the theory itself bears it out --------
+
+def _min_over_ridge(s, beta, n, noise):
+    """min over log ridge of the deterministic equivalent's excess risk at n."""
+    from scipy.optimize import minimize_scalar
+
+    from rfsim.theory.ridge import ridge_risk
+
+    top = math.log10(float(s[0]))
+    o = minimize_scalar(lambda ll: float(ridge_risk(s, beta, n=n, ridge=10 ** ll,
+                                                    noise=noise).excess_risk),
+                        bounds=(top - 12, top + 2), method="bounded", options={"xatol": 1e-7})
+    assert top - 11 < o.x < top + 1.5  # an interior minimum, not a bracket end
+    return o.fun
+
+
+def _powerlaw_experiment():
+    from rfsim.experiment import load_experiment
+
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "experiments"
+                          / "linear_ridge_powerlaw.toml")
+    (spec,) = [c for c in exp.checks if c.get("kind") == "rate"]
+    a, b, noise = (exp.params[k] for k in ("spectrum_decay", "target_decay", "noise"))
+    return exp, spec, a, b, noise
+
+
+def test_powerlaw_rate_claim_is_the_closed_form_and_covers_the_theorys_curvature():
+    """theory/ridge.md (P-7): n^-(a+b-1)/(a+b) at the optimal ridge; on the experiment's own
+    grid the theory's minimum over the ridges, fitted like the check, is within tolerance."""
+    from rfsim.data import powerlaw_spectrum, powerlaw_target
+    from rfsim.theory.ridge import ridge_risk
+
+    exp, spec, a, b, noise = _powerlaw_experiment()
+    assert spec["expected"] == pytest.approx(-(a + b - 1) / (a + b))
+    s = powerlaw_spectrum(exp.params["d"], a)
+    beta = powerlaw_target(s, b)
+    ns = exp.grid["n"]
+    ridges = np.array(exp.grid["ridge"], dtype=float)
+    best = [float(ridge_risk(s, beta, n=n, ridge=ridges, noise=noise).excess_risk.min())
+            for n in ns]
+    slope = np.polyfit(np.log(ns), np.log(best), 1)[0]
+    assert slope == pytest.approx(-0.655, abs=0.002)  # the curvature the tolerance covers
+    assert abs(slope - spec["expected"]) <= spec["tolerance"] - 0.02
+
+
+@pytest.mark.slow
+def test_powerlaw_rate_is_reached_by_the_theory_at_large_n_and_d():
+    """ridge_risk's local slope of min over ridge, n = 1e5 -> 1e6 at d = 1e5, is (P-7)."""
+    from rfsim.data import powerlaw_spectrum, powerlaw_target
+
+    _, spec, a, b, noise = _powerlaw_experiment()
+    s = powerlaw_spectrum(10**5, a)
+    beta = powerlaw_target(s, b)
+    r1, r2 = (_min_over_ridge(s, beta, n, noise) for n in (10**5, 10**6))
+    assert math.log(r2 / r1) / math.log(10) == pytest.approx(spec["expected"], abs=0.002)
