@@ -12,7 +12,7 @@ import pytest
 from rfsim.cli import main
 from rfsim.config import model_config, param, static
 from rfsim.io import read_csv
-from rfsim.models import register, unregister
+from rfsim.models import register
 
 
 @model_config
@@ -64,14 +64,11 @@ def _host_predict(cfg, state):
 
 
 @pytest.fixture
-def toy_families():
+def toy_families(registry):  # conftest's registry fixture restores the registry afterwards
     register("toy-decay", DecayConfig, _decay_simulate, _decay_predict, metrics=("loss", "final"),
              axes={"loss": "step"}, coords=_times)
     register("toy-state", StateConfig, _state_simulate, _host_predict, metrics=("dot",),
              init=_state_init, predict_jit=False)
-    yield
-    unregister("toy-decay")
-    unregister("toy-state")
 
 
 DECAY = """model = "toy-decay"
@@ -200,7 +197,7 @@ def _sample(key, cfg):
 
 
 @pytest.fixture
-def two_families():
+def two_families(registry):
     register("toy-mean", MeanConfig,
              lambda key, cfg: {"sq_err": (jnp.mean(_sample(key, cfg)) - cfg.mu) ** 2},
              lambda cfg: {"sq_err": jnp.asarray(1.0 / cfg.n)}, metrics=("sq_err",))
@@ -209,9 +206,6 @@ def two_families():
                                ** 2},
              lambda cfg: {"sq_err": cfg.shrink ** 2 / cfg.n + (1 - cfg.shrink) ** 2 * cfg.mu ** 2},
              metrics=("sq_err",))
-    yield
-    unregister("toy-mean")
-    unregister("toy-shrunk")
 
 
 TWO = """models = ["toy-mean", "toy-shrunk"]
