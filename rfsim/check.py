@@ -558,9 +558,10 @@ def _validate_against(spec, label, metrics, columns, values, axes) -> None:
                              + closest(k, columns) + f"; parameters: {', '.join(columns)}")
         have = values.get(k, [])
         wants = want if isinstance(want, list) else [want]
-        if have and not any(_same(_cell(h), w) for h in have for w in wants):
-            raise ValueError(f"{label}: where {k} = {want!r} matches no grid point ({k} takes "
-                             f"{', '.join(_cell(h) for h in have)})")
+        for w in wants:
+            if have and not any(_same(_cell(h), w) for h in have):
+                raise ValueError(f"{label}: where {k} = {w!r} matches no grid point ({k} "
+                                 f"takes {', '.join(_cell(h) for h in have)})")
     if isinstance(spec.get("bound"), str) and spec["bound"] != "theory":
         for k in parse_expression(spec["bound"]).names:
             if k not in columns:

@@ -84,6 +84,8 @@ def cmd_run(args) -> int:
     from rfsim.sweep import parse_shard
 
     shard = parse_shard(args.shard)
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out must name a directory, got ''")
     exp = _load(args, args.experiment)
     out = args.out or Path("runs") / (exp.name + ("-quick" if args.quick else "")
                                       + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else ""))
@@ -266,8 +268,10 @@ def _interrupted(e: Interrupted) -> int:
 
 
 def _main(argv, checkpoint) -> int:
-    from rfsim.ownership import describe_os_error
-
+    try:
+        from rfsim.ownership import describe_os_error
+    except Interrupted as e:
+        return _interrupted(e)
     try:
         args = build_parser().parse_args(argv)
         args.checkpoint = checkpoint

@@ -95,6 +95,10 @@ def load_experiment(path: str | Path | None = None, *, text: str | None = None,
     """Read an experiment from a TOML file (or ``text``) and validate its structure."""
     if text is None:
         path = Path(path)
+        if path.is_dir():
+            raise ExperimentError(f"{str(path)!r} is a directory, not an experiment file")
+        if path.exists() and not path.is_file():
+            raise ExperimentError(f"{str(path)!r} is not a regular file (an experiment TOML)")
         if not path.is_file():
             raise ExperimentError(f"experiment file {str(path)!r} does not exist")
         text = path.read_text()
@@ -202,6 +206,15 @@ def _grid_size(exp: Experiment) -> int:
     return size
 
 
+def _same_value(v):
+    """Numbers compared as numbers (1 == 1.0, -0.0 == 0.0); lists element by element."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, list)):
+        return v
+    if isinstance(v, list):
+        return tuple(_same_value(x) for x in v)
+    return float(v) + 0.0
+
+
 def _column_values(exp: Experiment, models: list[Model]) -> dict[str, list]:
     """Each parameter -> the values it takes in the grid (fixed, swept or default)."""
     out: dict[str, list] = {}
@@ -265,7 +278,7 @@ def validate_experiment(exp: Experiment) -> Model:
             raise ExperimentError(f"grid axis {axis} must be a non-empty list, got {values!r}")
         seen = set()
         for v in values:
-            text = repr(v)
+            text = repr(_same_value(v))
             if text in seen:
                 raise ExperimentError(f"grid axis {axis} lists {v!r} twice")
             seen.add(text)

@@ -28,10 +28,15 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Checkpoint:
-    """Callable: raises :class:`Interrupted` if a deferred signal has arrived."""
+    """Callable: raises :class:`Interrupted` if a deferred signal has arrived.
 
-    def __init__(self):
+    While ``deferring`` is false (validation, planning: no XLA computation in flight) a
+    signal raises at once; while it is true (compute) it waits for the next checkpoint.
+    """
+
+    def __init__(self, deferring: bool = False):
         self.signum: int | None = None
+        self.deferring = deferring
 
     def __call__(self) -> None:
         if self.signum is not None:
@@ -40,6 +45,16 @@ class Checkpoint:
     @property
     def pending(self) -> bool:
         return self.signum is not None
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Defer signals within the block (compute); a signal that arrived is raised at the
+        block's checkpoints, or at its end."""
+        before, self.deferring = self.deferring, True
+        try:
+            yield self
+        finally:
+            self.deferring = before
 
 
 def install(checkpoint: Checkpoint, signals) -> dict:
@@ -51,6 +66,8 @@ def install(checkpoint: Checkpoint, signals) -> dict:
             os.write(2, b"interrupted again: exiting now (finished points are saved)\n")
             os._exit(128 + signum)
         checkpoint.signum = signum
+        if not checkpoint.deferring:
+            raise Interrupted(signum)
 
     return {s: signal.signal(s, handler) for s in signals}
 
@@ -62,7 +79,7 @@ def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     Outside the main thread (where handlers cannot be installed) the block runs with the
     default behaviour and a checkpoint that never fires.
     """
-    checkpoint = Checkpoint()
+    checkpoint = Checkpoint(deferring=True)
     if threading.current_thread() is not threading.main_thread():
         yield checkpoint
         return

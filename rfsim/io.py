@@ -164,8 +164,11 @@ def _record_problem(rec, values: dict, seeds: int, metrics) -> str:
     for key in ("index", "values", "seeds", "sim", "theory"):
         if key not in rec:
             return f"no {key!r} entry"
-    if rec["seeds"] != seeds:
+    if isinstance(rec["seeds"], bool) or not isinstance(rec["seeds"], int) \
+            or rec["seeds"] != seeds:
         return f"{rec['seeds']!r} seeds recorded, {seeds} expected"
+    if rec.get("checksum") != record_checksum(rec):
+        return "its checksum does not match its contents (edited or damaged)"
     if rec["values"] != {k: plain(v, field=k) for k, v in values.items()}:
         return "its parameter values differ from the point's"
     sim, theory = rec["sim"], rec["theory"]
@@ -200,7 +203,7 @@ def _cell_ok(v, size: int | None, finite: bool = True) -> bool:
     """A record cell: a number (or null) for a scalar metric, a list of ``size`` of them for
     a metric along an axis."""
     if size is None:
-        return (v is None and finite) or _is_number(v)
+        return (v is None and finite) or (_is_number(v) and (math.isfinite(v) or not finite))
     return isinstance(v, list) and len(v) == size and all(_cell_ok(x, None, finite) for x in v)
 
 
@@ -233,15 +236,24 @@ def point_record(index: int, values: dict, sim: dict[str, np.ndarray], theory: d
     if axes:
         record["axes"] = dict(axes)
         record["coords"] = {a: np.asarray(c, float).tolist() for a, c in coords.items()}
+    record["checksum"] = record_checksum(record)
     return record
+
+
+def record_checksum(record: dict) -> str:
+    """sha256 of a record's contents (all but the checksum): an edited record is detected."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def summarize(values: list[float | None], theory: float | None) -> dict[str, Any]:
     """mean, std (ddof 1), sem, n_seeds over the finite values; rel_err, z against theory."""
     x = np.array([v for v in values if v is not None], float)
     n = len(x)
-    mean = float(x.mean()) if n else math.nan
-    std = float(x.std(ddof=1)) if n > 1 else math.nan
+    scale = float(np.abs(x).max()) if n else 0.0
+    scale = scale if 0 < scale < math.inf else 1.0  # rescaled: no overflow near 1e300
+    mean = float((x / scale).mean() * scale) if n else math.nan
+    std = float((x / scale).std(ddof=1) * scale) if n > 1 else math.nan
     sem = std / math.sqrt(n) if n > 1 else math.nan
     row = {"mean": mean, "std": std, "sem": sem, "n_seeds": n, "theory": theory,
            "rel_err": None, "z": None}
@@ -313,12 +325,25 @@ def read_summary(path: Path) -> list[dict[str, str]]:
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise RunDirError(fix.format(_short(e))) from None
     if not rows:
+        try:
+            header = path.read_text().splitlines()[:1]
+        except OSError:
+            header = []
+        if header and all(k in header[0].split(",") for k in SUMMARY_STATS):
+            raise RunDirError(f"{path.parent} has no grid points (an empty shard): nothing "
+                              "to plot; merge the shards and plot the merged directory")
         raise RunDirError(fix.format("no rows"))
     missing = [k for k in SUMMARY_STATS if k not in rows[0]]
     if missing:
         raise RunDirError(fix.format(f"no column {missing[0]!r}"))
     if any(None in r or None in r.values() for r in rows):
         raise RunDirError(fix.format("rows of unequal length"))
+    for r in rows:
+        for k in ("mean", "std", "sem", "theory", "rel_err", "z"):
+            try:
+                to_float(r[k])
+            except ValueError:
+                raise RunDirError(fix.format(f"{k} = {r[k]!r} is not a number")) from None
     return rows
 
 

@@ -54,7 +54,7 @@ def plain(value: Any, *, field: str = "value") -> Any:
         value = float(value)
         if not math.isfinite(value):
             raise ValueError(f"{field} must be finite, got {value}")
-        return value
+        return value + 0.0  # -0.0 and 0.0 are the same value (and the same point)
     if isinstance(value, str) or value is None:
         return value
     if isinstance(value, (list, tuple)):

@@ -135,7 +135,11 @@ def _listing(path: Path) -> list[str]:
 def check_target(path: Path) -> None:
     """Refuse a path that cannot be a run directory, before anything is written."""
     path = Path(path)
+    if str(path) in ("", "."):
+        pass  # the current directory: allowed only if empty or ours (checked by the rule)
     try:
+        if path.is_symlink() and not path.exists():
+            raise RunDirError(f"{path} is a symbolic link to nothing: choose another --out")
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is a file, not a directory: choose a directory for --out")
         for parent in path.parents:
@@ -169,7 +173,7 @@ def _refuse_foreign(path: Path, owner: Owner | None) -> None:
     names = _listing(path)
     if not names:
         return
-    if "meta.json" in names or "points" in names:
+    if _is_format_1(path):
         raise RunDirError(
             f"{path} was written by an older rfsim (run-directory format 1, keys from grid "
             "positions) and cannot be resumed by this version: choose another --out, or "
@@ -177,6 +181,16 @@ def _refuse_foreign(path: Path, owner: Owner | None) -> None:
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     raise RunDirError(f"{path} already holds files that rfsim did not write ({shown}): "
                       "choose a new or empty directory for --out")
+
+
+def _is_format_1(path: Path) -> bool:
+    """A run directory of rfsim before format 2: meta.json with its key scheme and version."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(meta, dict) and "key_scheme" in meta and "format" not in meta
+            and isinstance(meta.get("versions"), dict) and "rfsim" in meta["versions"])
 
 
 def _admit(path: Path, owner: Owner | None, new: Owner, force: bool) -> Owner:
@@ -227,7 +241,10 @@ def claim(path: Path, new: Owner, *, force: bool = False) -> RunLock:
         raise RunDirError(describe_os_error(e, path)) from None
     try:
         if lock.try_exclusive():
-            write_owner(path, _admit(path, read_owner(path), new, force))
+            owner = read_owner(path)
+            admitted = _admit(path, owner, new, force)
+            if owner is None or owner.identity != admitted.identity:
+                write_owner(path, admitted)  # the same experiment never rewrites it
             lock.shared()
         else:
             lock.shared()
@@ -237,8 +254,6 @@ def claim(path: Path, new: Owner, *, force: bool = False) -> RunLock:
                 raise RunDirError(
                     f"{path} is in use by another running rfsim of a different experiment "
                     f"({diff}): wait for it to finish, or choose another --out")
-            if owner.experiment != new.experiment:
-                write_owner(path, new)  # same content; refresh checks / plot / name
     except OSError as e:
         lock.release()
         raise RunDirError(describe_os_error(e, path)) from None

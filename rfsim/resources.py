@@ -4,9 +4,8 @@ any compute).
 Each family may declare ``memory(cfg) -> int``: the number of floats in the largest array
 one seed of one grid point allocates (e.g. ``n * N`` random features).  The engine asks for
 ``WORKING_COPIES`` such arrays per seed in flight (the array, a product or factorization of
-it) and vmaps ``chunk`` seeds per compiled call.  When a chunk does not fit, the chunk
-shrinks (results do not depend on it); when one seed does not fit, the run is refused with
-the estimate in the message.
+it); seeds run one after another inside a compiled call, so when one seed does not fit the
+run is refused, with the estimate in the message, before anything is computed.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 WORKING_COPIES = 3
-MAX_GRID_POINTS = 1_000_000
+MAX_GRID_POINTS = 100_000  # validating a point takes ~1 ms: 10^5 points ~ 2 min
 MAX_TABLE_ROWS = 100_000_000  # grid points x seeds (rows of sim.csv)
 
 

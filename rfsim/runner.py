@@ -32,7 +32,7 @@ from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
 from rfsim.models import Model, get_model
 from rfsim.ownership import Owner, claim, identity, read_owner
 from rfsim.resources import available_memory, fit_chunk
-from rfsim.sweep import Point, group_points, plan, run_points, shard_points
+from rfsim.sweep import Point, check_shard, group_points, plan, run_points, shard_points
 
 
 @dataclasses.dataclass
@@ -98,7 +98,9 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
 
 
 def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -> int:
-    """The largest chunk of seeds (<= chunk_size) whose biggest array fits every group."""
+    """Refuse a static group whose largest arrays for one seed do not fit in memory.  Seeds
+    run as a loop inside a compiled call, so the chunk size does not multiply the working
+    set (only the outputs) and is returned unchanged."""
     if model.memory is None or not points:
         return chunk_size
     available, where = available_memory()
@@ -107,8 +109,7 @@ def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -
         p = pts[0]
         statics = ", ".join(f"{k}={v}" for k, v in p.values.items()
                             if k not in _dynamic(model))
-        chunk_size = fit_chunk(int(model.memory(p.cfg)), itemsize, chunk_size, available,
-                               where, f"({statics})")
+        fit_chunk(int(model.memory(p.cfg)), itemsize, 1, available, where, f"({statics})")
     return chunk_size
 
 
@@ -149,12 +150,21 @@ def run_experiment(
     compiled calls and may raise to stop (by default Ctrl-C is deferred to those points, so
     it never lands inside an XLA computation; it then raises ``KeyboardInterrupt``).
     """
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    job = prepare(exp, shard=shard, chunk_size=chunk_size, x64=x64)
+    if isinstance(experiment, (str, Path)):
+        experiment = load_experiment(experiment)
+    if not isinstance(experiment, Experiment):
+        raise ValueError(f"experiment must be an Experiment or a TOML path, got "
+                         f"{type(experiment).__name__}")
+    exp = experiment
+    job = prepare(exp, shard=check_shard(shard), chunk_size=chunk_size, x64=x64)
+    if out is not None and str(out) == "":
+        raise ValueError("out must name a directory, got ''")
     run = RunDir(out or Path("runs") / exp.name)
     with contextlib.ExitStack() as stack:
         if interrupt is None:
             interrupt = stack.enter_context(deferred_signals((signal.SIGINT,)))
+        elif hasattr(interrupt, "deferred"):  # the CLI's checkpoint: defer while computing
+            stack.enter_context(interrupt.deferred())
         lock = claim(run.path, job.owner, force=force)
         stack.callback(lock.release)
         return _run(job, run, shard, progress, plot, on_group_done, compute, interrupt)
@@ -287,6 +297,26 @@ def describe_nonfinite(bad: list[dict], limit: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _experiment_from_record(record: dict, where: Path) -> Experiment:
+    """The Experiment stored in a directory's experiment.json, or a one-line error."""
+    from rfsim.experiment import validate_experiment
+
+    fields = dict(record)
+    fields["checks"] = tuple(fields.get("checks", ()))
+    fields["models"] = tuple(fields.get("models", ()))
+    try:
+        source = (where / "config.toml").read_text()
+    except OSError:
+        source = ""
+    try:
+        exp = Experiment(**fields, source=source)
+        validate_experiment(exp)
+    except (TypeError, ValueError) as e:
+        raise RunDirError(f"{where / 'experiment.json'} is not as rfsim wrote it ({e}): rerun "
+                          "that shard into a new directory") from None
+    return exp
+
+
 def merge_runs(dirs: list[str | Path], out: str | Path, *, plot: bool = True) -> RunResult:
     """Join shard directories of one experiment into ``out`` (no simulation is rerun).
 
@@ -312,29 +342,39 @@ def merge_runs(dirs: list[str | Path], out: str | Path, *, plot: bool = True) ->
             diff = first_difference(first.identity, o.identity).replace(
                 "in the directory", f"in {dirs[0]}").replace("in this experiment", f"in {d}")
             raise RunDirError(f"{d} holds a different experiment than {dirs[0]} ({diff})")
-    fields = dict(first.experiment)
-    fields["checks"] = tuple(fields.get("checks", ()))
-    try:
-        source = (Path(dirs[0]) / "config.toml").read_text()
-    except OSError:
-        source = ""
-    exp = Experiment(**fields, source=source)
+    exp = _experiment_from_record(first.experiment, Path(dirs[0]))
     x64 = first.identity.get("float") == "float64"
     job = prepare(exp, x64=x64)
+    if job.owner.identity != first.identity:
+        raise RunDirError(f"{Path(dirs[0]) / 'experiment.json'} is not as rfsim wrote it (its "
+                          "experiment does not match its identity): rerun that shard into a "
+                          "new directory")
+    # every point must be found, readable and right in some shard before anything is written
+    sources: dict[str, Path] = {}
     target = RunDir(out)
+    for model, points in job.parts:
+        for p in points:
+            pid = job.ids[model.name, p.index]
+            if target.has_point(pid):
+                target.read_point(pid, values=p.values, seeds=exp.seeds, metrics=model.metrics)
+                continue
+            for d in dirs:
+                shard = RunDir(d)
+                if shard.has_point(pid):
+                    shard.read_point(pid, values=p.values, seeds=exp.seeds,
+                                     metrics=model.metrics)  # names the shard's file if bad
+                    sources[pid] = shard.points_dir / f"{pid}.json"
+                    break
+    missing = len(job.owner.points) - len(sources) - sum(
+        target.has_point(pid) for pid in job.owner.points)
+    if missing > 0:
+        raise ValueError(f"{missing} of {job.total} grid points have no result in "
+                         f"{', '.join(str(d) for d in dirs)}: run the missing shard(s) first")
     lock = claim(target.path, job.owner)
     try:
-        wanted = set(first.points)
-        for d in dirs:
-            for f in sorted((Path(d) / "points").glob("*.json")):
-                if f.stem in wanted and not target.has_point(f.stem):
-                    data = f.read_bytes()
-                    try:
-                        json.loads(data)
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        raise RunDirError(f"{f} is unreadable: delete it and rerun that shard "
-                                          "to recompute the point") from None
-                    atomic_write(target.points_dir / f.name, data)
+        for pid, f in sources.items():
+            if not target.has_point(pid):
+                atomic_write(target.points_dir / f.name, f.read_bytes())
         return run_experiment(exp, out=out, compute=False, x64=x64, plot=plot)
     finally:
         lock.release()

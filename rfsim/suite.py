@@ -24,7 +24,12 @@ def suite_experiments(folder: Path, only: list[str] | None = None,
     files = sorted(folder.glob("*.toml"))
     if only:
         files = [f for f in files if any(o in f.stem for o in only)]
-    exps = [load_experiment(f) for f in files]
+    exps = []
+    for f in files:
+        try:
+            exps.append(load_experiment(f))
+        except ValueError as e:
+            raise ValueError(f"{f}: {e}") from None
     exps = [e if full else quick(e) for e in exps if e.checks]
     if not exps:
         raise ValueError(f"no experiment with a [check] table in {folder}")

@@ -1,25 +1,22 @@
 """The grid x seed engine.
 
-* Grid points sharing their static fields (sizes, activation) form a *group*:
-  one compilation, one jitted call per chunk of seeds.
-* Within a group the swept dynamic fields (ridge, noise, ...) are vmapped
-  *inside* the seed vmap with the key unbatched, so whatever does not depend
-  on them (the data, a factorization) is computed once per seed and shared by
-  every value: 20 ridges cost about one eigendecomposition.
+* Grid points sharing their static fields (sizes, activation) form a *group*: one
+  compilation, one jitted call per chunk of seeds.
 * Keys come from content (:mod:`rfsim.keys`): root seed, a hash of the point's static
   values, the seed -- never a position in the grid -- so results do not depend on chunking,
   sharding, resuming or growing the grid, and the points of a group see the same training
   sets (common random numbers across ridge, noise, ...).  This refines ARCHITECTURE.md's
   ``grid_index``: keying by the full grid point would give every ridge its own data and
   forbid the shared factorization.
-* Bitwise reproducible: within a compiled call the points are a loop (``lax.map``), not a
-  vmap.  XLA's batched kernels round differently for different batch sizes (a vmapped
-  mat-vec becomes a mat-mat), which made a grown grid or a shard differ from a fresh full
-  run in the last digit; a loop runs the same body for every point whatever its neighbours.
-  XLA hoists what does not depend on the loop (the data, a factorization) out of it, so the
-  factorization is still computed once per seed and shared by every ridge.  A loop of one
-  iteration is inlined and fused differently, so a lone point is padded to two.
-* Memory is bounded by ``chunk_size`` seeds per call; a progress bar counts chunks.
+* Within a compiled call the seeds and the points are loops (``lax.map``), not vmaps: XLA's
+  batched kernels round differently for different batch sizes (a vmapped mat-vec becomes a
+  mat-mat), which made a grown grid, a shard or another ``chunk_size`` differ from a fresh
+  full run in the last digit; a loop runs the same body for every (seed, point) whatever
+  its neighbours, so results are bitwise reproducible.  XLA hoists what does not depend on
+  the swept values (the data, a factorization) out of the points loop, so 20 ridges still
+  cost about one eigendecomposition per seed.  A loop of one iteration is inlined and fused
+  differently, so a lone point or seed is padded to two.
+* ``chunk_size`` seeds per compiled call (a progress bar counts calls).
 * ``interrupt()`` is called between compiled calls (never during one): the CLI's deferred
   Ctrl-C / SIGTERM raise there, so no XLA computation is in flight when the process exits.
 """
@@ -89,6 +86,17 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
+def check_shard(shard) -> tuple[int, int]:
+    """A ``(i, N)`` pair of integers with 0 <= i < N, or ValueError."""
+    ok = (isinstance(shard, tuple) and len(shard) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+          and shard[1] >= 1 and 0 <= shard[0] < shard[1])
+    if not ok:
+        raise ValueError(f"shard must be a pair (i, N) of integers with 0 <= i < N, got "
+                         f"{shard!r}")
+    return shard
+
+
 def shard_points(points: list[Point], shard: tuple[int, int]) -> list[Point]:
     """Round-robin over grid points: deterministic, balanced across static groups."""
     i, n = shard
@@ -106,7 +114,11 @@ def _with_params(cfg, values: dict):
 
 @functools.cache
 def _simulator(model: Model) -> Callable:
-    """jit(vmap_seeds(loop_points(simulate))); static fields retrace via the pytree aux.
+    """jit(loop_seeds(loop_points(simulate))); static fields retrace via the pytree aux.
+
+    Seeds are a loop too: a vmap over them made the numbers depend (in the last digit) on
+    how many seeds shared a compiled call, i.e. on ``--chunk`` and on the memory-fitted chunk
+    of the machine.  With loops every (seed, point) runs the same body.
 
     ``fixed`` holds the ``batch=False`` parameters (scalars: loop-invariant, so what depends
     on them is hoisted), ``dyn`` every other parameter as a (points,) array.
@@ -123,7 +135,10 @@ def _simulator(model: Model) -> Callable:
 
         return jax.lax.map(one, dyn)
 
-    return jax.jit(jax.vmap(points, in_axes=(None, 0, None, None, None, None)))
+    def seeds_loop(group_key, seeds, cfg, fixed, dyn, state):
+        return jax.lax.map(lambda seed: points(group_key, seed, cfg, fixed, dyn, state), seeds)
+
+    return jax.jit(seeds_loop)
 
 
 @functools.cache
@@ -247,7 +262,7 @@ def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt
     outs = []
     for chunk in chunks:
         interrupt()
-        padded = np.pad(chunk, (0, chunk_size - len(chunk)), mode="edge")
+        padded = np.pad(chunk, (0, max(chunk_size, MIN_LOOP) - len(chunk)), mode="edge")
         out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn, state)
         outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
         if bar is not None:
