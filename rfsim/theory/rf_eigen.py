@@ -50,7 +50,9 @@ from rfsim.theory.ridge import (
     check_ridge,
     check_spectrum,
     learned,
+    log_lower_bound,
     log_power,
+    pad_modes,
     spectrum_arrays,
 )
 from rfsim.theory.scaling import (
@@ -96,14 +98,9 @@ def _solve_gamma(lam, pos, n, N, ridge):
     inv_N = 1.0 / N
     m = jnp.minimum(n, N)
     rank = pos.sum(-1).astype(lam.dtype)
-    lam_min = jnp.min(jnp.where(pos, lam, jnp.inf), axis=-1)
-    lam_min = jnp.where(jnp.isfinite(lam_min), lam_min, 1.0)
-    # (rank - m) / sum 1/lambda, written so that no 1/lambda overflows
-    rel_inv = jnp.where(pos, lam_min[..., None] / jnp.where(pos, lam, 1.0), 0.0).sum(-1)
-    lo = jnp.maximum(ridge, (rank - m) * lam_min / jnp.where(rel_inv > 0, rel_inv, 1.0))
     hi = ridge + jnp.where(pos, lam, 0.0).sum(-1) * (1.0 / n + inv_N)
-    solvable = lo > 0  # otherwise ridge == 0 and min(n, N) >= rank: gamma = 0 (RFE-5)
-    log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
+    solvable = (ridge > 0) | (rank > m)  # otherwise gamma = 0 (RFE-5)
+    log_lo = jnp.where(solvable, log_lower_bound(lam, pos, rank - m, ridge), 0.0)
     log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
 
     def above_root(log_g):  # a < min(n, N) and gamma (1 - a/n)(1 - a/N) > ridge
@@ -244,4 +241,5 @@ def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0
     n, N, ridge, noise = jnp.broadcast_arrays(
         *(jnp.asarray(x, dtype=lam.dtype) for x in (n, n_features, ridge, noise))
     )
+    lam, v = pad_modes(lam, v)
     return _rf_eigen_risk_jit(lam, v, n, N, ridge, noise)

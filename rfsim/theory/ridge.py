@@ -122,19 +122,32 @@ def _gap(s, pos, kappa, n, ridge):
     return jnp.where(kappa > 0, ridge / safe + spread, 1.0 - df2 / n)
 
 
+def log_lower_bound(s, pos, excess_rank, ridge):
+    """log max(ridge, (rank - m) / sum_{s>0} 1/s), the lower end of the brackets (R-3),
+    (RFE-4), formed in logs so that neither 1/s nor the bound itself can over- or underflow
+    (``excess_rank = rank - m``; -inf when neither term is positive)."""
+    s_min = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1)
+    s_min = jnp.where(jnp.isfinite(s_min), s_min, 1.0)
+    rel_inv = jnp.where(pos, s_min[..., None] / jnp.where(pos, s, 1.0), 0.0).sum(-1)
+    free = excess_rank > 0
+    log_free = jnp.where(
+        free,
+        jnp.log(jnp.where(free, excess_rank, 1.0)) + jnp.log(s_min)
+        - jnp.log(jnp.where(rel_inv > 0, rel_inv, 1.0)),
+        -jnp.inf,
+    )
+    log_ridge = jnp.where(ridge > 0, jnp.log(jnp.where(ridge > 0, ridge, 1.0)), -jnp.inf)
+    return jnp.maximum(log_ridge, log_free)
+
+
 def _solve_kappa(s, pos, n, ridge):
     """Root of (R-1), by bisection in log kappa between the bounds (R-3), then one Newton
     step so that derivatives follow the implicit-function theorem.  ``s`` and ``ridge`` are
     the rescaled ones of (R-8): every bracket end is a normal number."""
     rank = pos.sum(-1).astype(s.dtype)
-    s_min = jnp.min(jnp.where(pos, s, jnp.inf), axis=-1)
-    s_min = jnp.where(jnp.isfinite(s_min), s_min, 1.0)
-    # (rank - n) / sum 1/s, written so that no 1/s overflows
-    rel_inv = jnp.where(pos, s_min[..., None] / jnp.where(pos, s, 1.0), 0.0).sum(-1)
-    lo = jnp.maximum(ridge, (rank - n) * s_min / jnp.where(rel_inv > 0, rel_inv, 1.0))
     hi = ridge + jnp.where(pos, s, 0.0).sum(-1) / n
-    solvable = lo > 0  # otherwise ridge == 0 and n >= rank: kappa = 0 (R-3)
-    log_lo = jnp.log(jnp.where(solvable, lo, 1.0))
+    solvable = (ridge > 0) | (rank > n)  # otherwise kappa = 0 (R-3)
+    log_lo = jnp.where(solvable, log_lower_bound(s, pos, rank - n, ridge), 0.0)
     log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
 
     def excess(log_k):  # ridge/k - (n - df1)/n, decreasing in k; root = kappa (R-1)
@@ -205,7 +218,20 @@ def _ridge_risk(s, beta, n, ridge, noise, s_exp=0, b_exp=0):
     return RidgeRisk(kappa, bias, variance, excess, test, train)
 
 
+
 _ridge_risk_jit = jax.jit(_ridge_risk)
+
+
+def pad_modes(s, coeffs):
+    """Pad the modes with null ones (``s = 0``, coefficient 0) up to a power of two (at
+    least 16), so that spectra of many lengths share one compiled program; a null mode with
+    no target power changes nothing in (R-1)-(R-7) or (RFE-2)-(RFE-9)."""
+    p = s.shape[-1]
+    size = max(16, 1 << max(p - 1, 0).bit_length())
+    if size == p:
+        return s, coeffs
+    pad = [(0, 0)] * (s.ndim - 1) + [(0, size - p)]
+    return jnp.pad(s, pad), jnp.pad(coeffs, pad)
 
 
 def spectrum_arrays(eigenvalues, target_coeffs) -> tuple[jax.Array, jax.Array]:
@@ -264,12 +290,14 @@ def check_ridge(ridge, dtype, *, s_max=None, s_exp: int = 0, threshold=False,
     require_nonnegative(field, ridge, dtype)
     if s_max is None or not is_concrete(ridge):
         return
-    tiny = negligible_ridge(ridge, s_max, dtype, s_exp)
-    bad = tiny & np.broadcast_to(np.asarray(threshold, dtype=bool), tiny.shape)
+    tiny, at, r = np.broadcast_arrays(negligible_ridge(ridge, s_max, dtype, s_exp),
+                                      np.asarray(threshold, dtype=bool),
+                                      np.asarray(ridge, dtype=float))
+    bad = tiny & at
     if bad.any():
         top = math.log10(s_max) + s_exp * math.log10(2.0)
         raise range_error(
-            field, float(np.asarray(ridge, dtype=float)[bad].flat[0]), dtype,
+            field, float(r[bad].flat[0]), dtype,
             f"beside the largest eigenvalue (about 1e{top:.0f}) it is below "
             f"{np.dtype(dtype).name}'s resolution and would act as 0, and at an interpolation "
             "threshold (n = rank) the risk depends on it: finite for ridge > 0, inf at 0",
@@ -350,4 +378,5 @@ def ridge_risk(eigenvalues, target_coeffs, *, n, ridge, noise=0.0) -> RidgeRisk:
     ridge = jnp.asarray(ridge, dtype=s.dtype)
     noise = jnp.asarray(noise, dtype=s.dtype)
     ridge, noise = jnp.broadcast_arrays(ridge, noise)
+    s, beta = pad_modes(s, beta)
     return _ridge_risk_jit(s, beta, jnp.asarray(n, s.dtype), ridge, noise)

@@ -17,44 +17,58 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 __all__ = ["headroom", "ldexp", "scale_exponent", "split", "xadd", "xdiv", "xmul", "xsum",
            "xval"]
 
-_EXP_CLIP = 1 << 20  # binary exponents are clipped here (any |k| > ~1100 is already 0 or inf)
-
-
 def _pow2(h, dtype):
-    """Exactly ``2^h`` for integer ``h`` in the dtype's normal exponent range (built from bits)."""
+    """Exactly ``2^h`` for int32 ``h`` in ``[minexp, maxexp - 1]`` (built from its bits)."""
     fi = jnp.finfo(dtype)
     int_type = jnp.dtype(f"int{fi.bits}")
-    h = jnp.clip(h, int(fi.minexp), int(fi.maxexp) - 1).astype(int_type)
-    bits = (h + (int(fi.maxexp) - 1)) << int(fi.nmant)
-    return jax.lax.bitcast_convert_type(bits, dtype)
+    h = lax.convert_element_type(h, int_type)
+    bits = lax.shift_left(h + jnp.asarray(int(fi.maxexp) - 1, int_type),
+                          jnp.asarray(int(fi.nmant), int_type))
+    return lax.bitcast_convert_type(bits, dtype)
+
+
+def _times_pow2(x, k):
+    """``x 2^k`` in two exact factors, for int32 ``|k|`` up to twice the exponent range; an
+    intermediate lies between ``x`` and the result, so only the result can round."""
+    fi = jnp.finfo(x.dtype)
+    k = lax.clamp(jnp.int32(2 * int(fi.minexp)), k, jnp.int32(2 * (int(fi.maxexp) - 1)))
+    half = lax.shift_right_arithmetic(k, jnp.int32(1))  # floor(k / 2)
+    return x * _pow2(half, x.dtype) * _pow2(k - half, x.dtype)
 
 
 def ldexp(x, k):
-    """``x 2^k`` rounded once, for integer ``k`` of any size, differentiable in ``x`` (also at
-    0, where ``jnp.ldexp`` returns ``x`` and so a wrong derivative).
+    """``x 2^k`` rounded once, differentiable in ``x`` (also at 0, where ``jnp.ldexp``
+    returns ``x`` itself and so a wrong derivative), in a handful of primitive ops.
 
-    ``k`` is applied in three exact power-of-two factors of the same sign, so an
-    intermediate lies between ``x`` and the result and cannot overflow or underflow first.
+    ``|k|`` beyond twice the exponent range is clipped: a normal ``x`` times such a power
+    of two is 0 or inf anyway.
     """
     x = jnp.asarray(x)
-    fi = jnp.finfo(x.dtype)
-    lo, hi = int(fi.minexp), int(fi.maxexp) - 1
-    k = jnp.clip(jnp.asarray(k), -_EXP_CLIP, _EXP_CLIP)
-    for _ in range(3):
-        part = jnp.clip(k, lo, hi)
-        x = x * _pow2(part, x.dtype)
-        k = k - part
-    return x
+    k = lax.convert_element_type(jnp.asarray(k), jnp.int32)
+    x, k = jnp.broadcast_arrays(x, k)
+    return _times_pow2(x, k)
 
 
 def split(x, exp=0):
-    """``x = m 2^k`` with ``m`` in [1/2, 1) (0 for x = 0); ``exp`` is added to ``k``."""
-    m, k = jnp.frexp(x)
-    return m, k + exp
+    """``x = m 2^k`` with ``|m|`` in [1/2, 1) and int32 ``k`` (``m = x``, ``k = 0`` for 0
+    and for subnormals, which XLA flushes to 0); ``exp`` is added to ``k``.  The exponent is
+    read from the bits, the mantissa is ``x 2^-k``: exact, and differentiable in ``x``."""
+    x = jnp.asarray(x)
+    fi = jnp.finfo(x.dtype)
+    int_type = jnp.dtype(f"int{fi.bits}")
+    bits = lax.bitcast_convert_type(x, int_type)
+    field = lax.shift_right_logical(bits, jnp.full(bits.shape, int(fi.nmant), int_type))
+    field = lax.bitwise_and(field, jnp.full(bits.shape, (1 << (fi.bits - 1 - int(fi.nmant))) - 1,
+                                            int_type))
+    field = lax.convert_element_type(field, jnp.int32)
+    k = lax.select(field == 0, jnp.zeros_like(field), field - (int(fi.maxexp) - 2))
+    k = lax.stop_gradient(k)
+    return _times_pow2(x, -k), k + exp
 
 
 def xmul(*factors):
@@ -73,8 +87,7 @@ def xdiv(a, b):
 def xadd(a, b):
     """a + b, exponent-aligned on the larger."""
     top = jnp.maximum(jnp.where(a[0] != 0, a[1], b[1]), jnp.where(b[0] != 0, b[1], a[1]))
-    m = ldexp(a[0], jnp.maximum(a[1] - top, -_EXP_CLIP)) + ldexp(b[0], jnp.maximum(b[1] - top,
-                                                                                  -_EXP_CLIP))
+    m = ldexp(a[0], a[1] - top) + ldexp(b[0], b[1] - top)
     return m, top
 
 
@@ -85,8 +98,7 @@ def xsum(x, mask):
     low = jnp.iinfo(k.dtype).min // 2
     top = jnp.max(jnp.where(live, k, low), axis=-1)
     top = jnp.where(top == low, 0, top)
-    shift = jnp.maximum(k - top[..., None], -_EXP_CLIP)
-    return jnp.where(live, ldexp(m, shift), 0.0).sum(-1), top
+    return jnp.where(live, ldexp(m, k - top[..., None]), 0.0).sum(-1), top
 
 
 def xval(x):
@@ -102,17 +114,24 @@ def headroom(dtype) -> int:
 
 
 def scale_exponent(scales, dtype):
-    """Integer ``e`` with ``max(scales) 2^-e`` in ``[2^(H-1), 2^H)``, ``H = headroom`` (R-8).
+    """Integer ``e`` with ``max(scales) 2^-e`` near ``2^H``, ``H = headroom`` (R-8).
 
-    ``scales`` are ``(mantissa-or-value, extra binary exponent)`` pairs of non-negative
-    numbers; zeros are ignored (all zero: e = 0).
+    ``scales`` are ``(value, extra binary exponent)`` pairs of non-negative numbers; zeros
+    are ignored (all zero: e = 0).  For a representable largest scale, ``e`` is kept in
+    ``[minexp + 1, maxexp - 2]`` so that ``2^+-e`` -- the factor every derivative picks up
+    between the caller's units and the rescaled ones -- is itself a normal number (a tiny
+    spectrum then sits between 1/2 and ``2^H``).
     """
+    fi = jnp.finfo(dtype)
     low = jnp.iinfo(jnp.int32).min // 2
     tops = []
     for value, extra in scales:
-        _, k = jnp.frexp(value)
+        _, k = split(value)
         tops.append(jnp.where(value > 0, k + extra, low))
     top = tops[0]
     for t in tops[1:]:
         top = jnp.maximum(top, t)
-    return jax.lax.stop_gradient(jnp.where(top == low, 0, top - headroom(dtype)))
+    e = top - headroom(dtype)
+    inside = (top >= int(fi.minexp)) & (top <= int(fi.maxexp))
+    e = jnp.where(inside, jnp.clip(e, int(fi.minexp) + 1, int(fi.maxexp) - 2), e)
+    return jax.lax.stop_gradient(jnp.where(top == low, 0, e))
