@@ -132,3 +132,20 @@ def test_concurrent_runs_of_the_same_experiment_are_safe(tmp_path, reference):
         assert p.wait(timeout=180) == 0, p.stderr.read()
     for name, text in tables.items():
         assert (out / name).read_text() == text
+
+
+def test_ctrl_c_while_validating_a_large_grid_is_prompt(tmp_path):
+    """Validation (about a millisecond per point) is not compute: a signal stops it at once."""
+    toml = tmp_path / "big.toml"
+    ns = ", ".join(str(n) for n in range(4, 254))
+    ridges = ", ".join(repr(r / 1000) for r in range(200))
+    toml.write_text(f'model = "linear-ridge"\nseeds = 2\n[params]\nd = 6\n'
+                    f'[grid]\nn = [{ns}]\nridge = [{ridges}]\n')  # 50,000 points
+    proc = subprocess.Popen(_cmd(toml, tmp_path / "out", "--dry-run"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    time.sleep(4.0)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.time() - t0 < 10, (proc.returncode, err)
+    assert err.startswith("interrupted (SIGTERM)") and err.count("\n") == 1, err

@@ -309,3 +309,48 @@ def test_engine_factorizes_once_per_seed_for_every_ridge():
     # the loop over the three ridges sits beside the eigh (in the seed's loop body), so the
     # factorization runs once per seed and the ridges reuse it
     assert " while(" in with_eigh[0]
+
+
+def test_chunk_size_does_not_change_a_single_digit(tmp_path, capsys):
+    path = _toml(tmp_path, n="[4, 12]", ridge="[0.0, 0.1]")
+    for chunk in ("1", "3", "8"):
+        code, _, err = _run(capsys, "run", path, "--out", tmp_path / chunk, "--chunk", chunk,
+                            "--no-plot")
+        assert code == 0, err
+    text = (tmp_path / "8" / "sim.csv").read_text()
+    assert (tmp_path / "1" / "sim.csv").read_text() == text
+    assert (tmp_path / "3" / "sim.csv").read_text() == text
+
+
+def test_an_edited_record_is_detected(tmp_path, capsys):
+    path = _toml(tmp_path)
+    out = tmp_path / "d"
+    _run(capsys, "run", path, "--out", out, "--no-plot")
+    record = _point_file(out)
+    rec = json.loads(record.read_text())
+    rec["sim"]["excess_risk"][0] = 999.0  # plausible JSON, wrong number
+    record.write_text(json.dumps(rec))
+    code, _, err = _run(capsys, "run", path, "--out", out, "--no-plot")
+    assert code == 2 and "checksum does not match" in _one_error(err)
+
+
+def test_merge_with_a_missing_shard_writes_nothing(tmp_path, capsys):
+    path = _toml(tmp_path, n="[4, 12]")
+    _run(capsys, "run", path, "--out", tmp_path / "s0", "--shard", "0/2", "--no-plot")
+    code, _, err = _run(capsys, "merge", tmp_path / "s0", "--out", tmp_path / "m")
+    assert code == 2 and "have no result" in _one_error(err)
+    assert not (tmp_path / "m").exists()
+
+
+def test_equal_grid_values_and_odd_outs_are_refused(tmp_path, capsys):
+    path = _toml(tmp_path)
+    for extra, message in ((["--set", "noise=[1, 1.0]"], "grid axis noise lists 1.0 twice"),
+                           (["--set", "ridge=[0.0, -0.0]"], "lists -0.0 twice"),
+                           (["--out", ""], "--out must name a directory")):
+        code, _, err = _run(capsys, "run", path, *(extra if "--out" in extra else
+                                                   [*extra, "--out", tmp_path / "o"]))
+        assert code == 2 and message in _one_error(err), err
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    code, _, err = _run(capsys, "run", path, "--out", link)
+    assert code == 2 and "symbolic link to nothing" in _one_error(err)
