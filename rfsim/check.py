@@ -407,6 +407,53 @@ def bound(rows: list[dict], spec: dict) -> tuple[bool, str]:
     return passed, figure
 
 
+def compare(rows: list[dict], spec: dict) -> tuple[bool, str]:
+    """A claim across two families of one experiment: at every shared grid point the ratio
+    ``mean(numerator) / mean(denominator)`` of ``metric`` is below ``below`` (and/or above
+    ``above``) by ``max_abs_z`` (default 3) standard errors.  The ratio's se is the delta
+    method with the two means independent (conservative under common random numbers, which
+    correlate them positively)."""
+    num, den = spec["numerator"], spec["denominator"]
+    below, above = spec.get("below"), spec.get("above")
+    max_z = float(spec.get("max_abs_z", 3.0))
+    where = spec.get("where", {})
+    picked = [r for r in rows if r["metric"] == spec["metric"] and _matches(r, where)]
+    sides = {m: [r for r in picked if r.get("model") == m] for m in (num, den)}
+    if not sides[num] or not sides[den]:
+        empty = num if not sides[num] else den
+        return False, f"{spec['metric']}: no rows of model {empty!r} to compare"
+    params = [k for k in picked[0] if k not in SUMMARY_STATS and k != "model"]
+    shared = [k for k in params if all(r[k] != "" for r in sides[num] + sides[den])]
+    denominators = {tuple(r[k] for k in shared): r for r in sides[den]}
+    ok, n_pairs, worst = True, 0, None
+    for r in sides[num]:
+        d = denominators.get(tuple(r[k] for k in shared))
+        if d is None:
+            continue
+        mn, md = to_float(r["mean"]), to_float(d["mean"])
+        sn, sd = (to_float(x["sem"]) for x in (r, d))
+        if not all(math.isfinite(v) for v in (mn, md)) or md == 0:
+            return False, f"{spec['metric']}: a mean is not finite or zero at " \
+                          f"{_label(r, keys=shared)}"
+        ratio = mn / md
+        se = abs(ratio) * math.hypot(sn / mn if mn and math.isfinite(sn) else 0.0,
+                                     sd / md if math.isfinite(sd) else 0.0)
+        slack = min(below - (ratio + max_z * se) if below is not None else math.inf,
+                    (ratio - max_z * se) - above if above is not None else math.inf)
+        ok &= slack >= 0
+        n_pairs += 1
+        if worst is None or slack < worst[0]:
+            worst = (slack, ratio, se, _label(r, keys=[k for k in shared if k in
+                                                        _varying(sides[num])]))
+    if not n_pairs:
+        return False, f"{spec['metric']}: no grid point shared by {num!r} and {den!r}"
+    claim = " and ".join(b for b in (f"< {below}" if below is not None else "",
+                                     f"> {above}" if above is not None else "") if b)
+    _, ratio, se, at = worst
+    return ok, (f"{spec['metric']} {num}/{den} {claim} (by {max_z:g} se) at {n_pairs} shared "
+                f"points; closest: {ratio:.3g} ± {se:.2g} at {at or 'the only point'}")
+
+
 CHECKS: dict[str, Callable[[list[dict], dict], tuple[bool, str]]] = {
     "statistical": statistical,
     "exact": exact,
@@ -414,6 +461,7 @@ CHECKS: dict[str, Callable[[list[dict], dict], tuple[bool, str]]] = {
     "threshold": threshold,
     "rate": rate,
     "bound": bound,
+    "compare": compare,
 }
 
 
@@ -430,18 +478,21 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "threshold": (*CURVE_KEYS, "below", "above", "max_abs_z"),
     "rate": (*CURVE_KEYS, "expected", "tolerance", "max_abs_z", "x_min", "x_max"),
     "bound": ("bound", "max_abs_z", "max_ratio"),
+    "compare": ("numerator", "denominator", "below", "above", "max_abs_z"),
 }
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "monotone": ("x",),
     "threshold": ("x",),
     "rate": ("x", "expected", "tolerance"),
     "bound": ("bound",),
+    "compare": ("numerator", "denominator"),
 }
 SPEC_KEYS = tuple(dict.fromkeys(COMMON_KEYS + sum(KIND_KEYS.values(), ())))
 NUMBER_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "below", "above", "expected", "tolerance",
                "x_min", "x_max", "max_ratio")
 NONNEGATIVE_KEYS = ("max_abs_z", "rel_tol", "abs_tol", "tolerance")
-REQUIRED_HINTS = {"x": 'x = "<grid axis>"', "expected": "expected = <the exponent>",
+REQUIRED_HINTS = {"numerator": 'numerator = "<model>"', "denominator": 'denominator = "<model>"',
+                  "x": 'x = "<grid axis>"', "expected": "expected = <the exponent>",
                   "tolerance": "tolerance = <allowed |slope - expected|>",
                   "bound": 'bound = "theory", a number or an expression such as "2 * noise / n"'}
 
@@ -477,7 +528,7 @@ def validate_spec(spec: dict, *, metrics=None, columns=None, values=None,
             raise ValueError(f"unknown check key {key!r}{hint}; allowed: {', '.join(allowed)}")
     if "metric" not in spec:
         raise ValueError("each [[check]] needs a `metric = \"...\"` line")
-    for key in ("name", "metric", "x", "optimize", "argmin_of"):
+    for key in ("name", "metric", "x", "optimize", "argmin_of", "numerator", "denominator"):
         if key in spec and not isinstance(spec[key], str):
             raise ValueError(f"{label}: {key} must be a string, got {spec[key]!r}")
     for key in NUMBER_KEYS:
@@ -544,6 +595,15 @@ def _numbers(vs) -> list[float] | None:
 
 
 def _validate_against(spec, label, metrics, columns, values, axes) -> None:
+    if spec.get("kind") == "compare":
+        models = values.get("model", [])
+        for key in ("numerator", "denominator"):
+            if spec[key] not in models:
+                raise ValueError(f"{label}: {key} must be one of the experiment's models "
+                                 f"{models or '(it names only one: use models = [...])'}, got "
+                                 f"{spec[key]!r}")
+        if "below" not in spec and "above" not in spec:
+            raise ValueError(f"{label}: a compare check needs `below` or `above`")
     for key in ("metric", "argmin_of"):
         if key in spec and spec[key] not in metrics:
             raise ValueError(f"check {key} must be one of {list(metrics)}, got {spec[key]!r}"

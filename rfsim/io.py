@@ -209,7 +209,7 @@ def _cell_ok(v, size: int | None, finite: bool = True) -> bool:
 
 def point_record(index: int, values: dict, sim: dict[str, np.ndarray], theory: dict,
                  coords: dict[str, np.ndarray] | None = None,
-                 axes: dict[str, str] | None = None) -> dict:
+                 axes: dict[str, str] | None = None, model: str | None = None) -> dict:
     """JSON record of one finished point; non-finite simulation values become null.
 
     ``sim[m]`` has shape ``(seeds,)`` for a scalar metric, ``(seeds, len(coords[a]))`` for
@@ -236,6 +236,8 @@ def point_record(index: int, values: dict, sim: dict[str, np.ndarray], theory: d
     if axes:
         record["axes"] = dict(axes)
         record["coords"] = {a: np.asarray(c, float).tolist() for a, c in coords.items()}
+    if model is not None:
+        record["model"] = model
     record["checksum"] = record_checksum(record)
     return record
 

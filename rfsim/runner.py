@@ -198,9 +198,7 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
         def save(group_results, model=model):
             for r in group_results:
                 record = point_record(r.point.index, r.point.values, r.sim, r.theory,
-                                      r.coords, model.axes)
-                if several:
-                    record["model"] = model.name
+                                      r.coords, model.axes, model.name if several else None)
                 run.write_point(job.ids[model.name, r.point.index], record)
                 records[model.name, r.point.index] = record
             interrupt()  # a deferred Ctrl-C stops here, with this group safely on disk

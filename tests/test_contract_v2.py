@@ -253,3 +253,39 @@ def test_a_parameter_one_family_lacks_must_be_per_model(tmp_path, capsys, two_fa
     code, _, err = _run(capsys, "run", path, "--out", tmp_path / "r")
     assert code == 2 and "unknown parameter 'shrink' for model 'toy-mean'" in err
     assert "[per_model.<family>]" in err and err.count("\n") == 1
+
+
+COMPARE = """
+[[check]]
+name = "shrinking helps at small n"
+kind = "compare"
+metric = "sq_err"
+numerator = "toy-shrunk"
+denominator = "toy-mean"
+below = {below}
+where = {{ n = 4 }}
+"""
+
+
+def test_cross_family_claim_and_its_failing_twin(tmp_path, capsys, two_families):
+    """At n = 4, mu = 0.3: shrink 0.5 gives 0.25/4 + 0.25*0.09 = 0.085 vs 0.25 for the plain
+    mean, a ratio of 0.34.  'below 0.6' holds; 'below 0.25' (the twin) must FAIL."""
+    path = tmp_path / "two.toml"
+    for below, code_wanted, verdict in (("0.6", 0, "PASS"), ("0.25", 0, "FAIL")):
+        path.write_text(TWO.format(shrink=0.5) + COMPARE.format(below=below))
+        code, stdout, err = _run(capsys, "run", path, "--out", tmp_path / "r", "--quiet",
+                                 "--no-plot")
+        assert code == code_wanted, err
+        line = next(x for x in stdout.splitlines() if "shrinking helps" in x)
+        assert line.startswith(verdict) and "toy-shrunk/toy-mean" in line, line
+        ratio = float(line.split("closest: ")[1].split(" ")[0])
+        assert abs(ratio - 0.085 / 0.25) < 0.1  # 400 seeds: se of the ratio ~0.03
+
+
+def test_cross_family_check_is_validated_before_compute(tmp_path, capsys, two_families):
+    path = tmp_path / "two.toml"
+    path.write_text(TWO.format(shrink=0.5) + COMPARE.format(below=0.6).replace(
+        'denominator = "toy-mean"', 'denominator = "toy-mena"'))
+    code, _, err = _run(capsys, "run", path, "--out", tmp_path / "r")
+    assert code == 2 and "denominator must be one of the experiment's models" in err
+    assert not (tmp_path / "r").exists()
