@@ -40,6 +40,8 @@ Example::
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,6 +58,7 @@ from rfsim.theory.ridge import (
     spectrum_arrays,
 )
 from rfsim.theory.scaling import (
+    headroom,
     ldexp,
     scale_exponent,
     split,
@@ -100,11 +103,13 @@ def _solve_gamma(lam, pos, n, N, ridge):
     rank = pos.sum(-1).astype(lam.dtype)
     hi = ridge + jnp.where(pos, lam, 0.0).sum(-1) * (1.0 / n + inv_N)
     solvable = (ridge > 0) | (rank > m)  # otherwise gamma = 0 (RFE-5)
-    log_lo = jnp.where(solvable, log_lower_bound(lam, pos, rank - m, ridge), 0.0)
-    log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
+    # bisect t = log(g / 2^H), near 0 for gamma near the rescaled spectrum (ridge.py)
+    H, shift = headroom(lam.dtype), headroom(lam.dtype) * math.log(2.0)
+    log_lo = jnp.where(solvable, log_lower_bound(lam, pos, rank - m, ridge), 0.0) - shift
+    log_hi = jnp.log(jnp.where(solvable, hi, 2.0)) - shift
 
-    def above_root(log_g):  # a < min(n, N) and gamma (1 - a/n)(1 - a/N) > ridge
-        g = jnp.exp(log_g)
+    def above_root(t):  # a < min(n, N) and gamma (1 - a/n)(1 - a/N) > ridge
+        g = ldexp(jnp.exp(t), H)
         count, tail = learned(lam, pos, g)
         fn = ((n - count) + tail) / n
         fN = ((N - count) + tail) * inv_N
@@ -118,7 +123,7 @@ def _solve_gamma(lam, pos, n, N, ridge):
         return jnp.where(up, a, mid), jnp.where(up, mid, b)
 
     a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
-    g0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 1.0))
+    g0 = jax.lax.stop_gradient(jnp.where(solvable, ldexp(jnp.exp(0.5 * (a + b)), H), 1.0))
     # Newton on h(g) = g (1 - a/n)(1 - a/N) - ridge; with -g a'(g) = a - b:
     # h'(g) = (1 - a/n)(1 - a/N) + (a - b)/n (1 - a/N) + (1 - a/n)(a - b)/N     (RFE-3)
     _, _, _, _, amb0 = _spectral_sums(lam, pos, g0)
@@ -217,6 +222,11 @@ def rf_eigen_risk(eigenvalues, target_coeffs, *, n, n_features, ridge, noise=0.0
     jittable, vmappable and differentiable in all four.  With ``ridge = 0`` the risk is
     ``+inf`` (never NaN) exactly at the interpolation thresholds ``n == n_features <
     rank`` and ``n == rank <= n_features`` (RFE-11), unless the numerator vanishes.
+
+    Computed in the eigenvalues' float dtype, rescaled by a power of two like
+    :func:`rfsim.theory.ridge.ridge_risk` (theory/ridge.md (R-8)); concrete inputs are
+    validated against the dtype's range as there (§3c), with ``n_features`` checked like
+    ``n`` and the target power ``sum v_i^2``.
     """
     dtype = float_dtype(eigenvalues)
     check_spectrum(eigenvalues, dtype)

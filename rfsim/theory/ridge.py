@@ -143,15 +143,18 @@ def log_lower_bound(s, pos, excess_rank, ridge):
 def _solve_kappa(s, pos, n, ridge):
     """Root of (R-1), by bisection in log kappa between the bounds (R-3), then one Newton
     step so that derivatives follow the implicit-function theorem.  ``s`` and ``ridge`` are
-    the rescaled ones of (R-8): every bracket end is a normal number."""
+    the rescaled ones of (R-8); the bracket ends are formed in logs."""
     rank = pos.sum(-1).astype(s.dtype)
     hi = ridge + jnp.where(pos, s, 0.0).sum(-1) / n
     solvable = (ridge > 0) | (rank > n)  # otherwise kappa = 0 (R-3)
-    log_lo = jnp.where(solvable, log_lower_bound(s, pos, rank - n, ridge), 0.0)
-    log_hi = jnp.log(jnp.where(solvable, hi, 2.0))
+    # bisect t = log(k / 2^H): near 0 for kappa near the rescaled spectrum, where exp(t) is
+    # accurate to an ulp (exp(log k) at |log k| ~ 22 would lose 16 ulps in float32)
+    H, shift = headroom(s.dtype), headroom(s.dtype) * math.log(2.0)
+    log_lo = jnp.where(solvable, log_lower_bound(s, pos, rank - n, ridge), 0.0) - shift
+    log_hi = jnp.log(jnp.where(solvable, hi, 2.0)) - shift
 
-    def excess(log_k):  # ridge/k - (n - df1)/n, decreasing in k; root = kappa (R-1)
-        k = jnp.exp(log_k)
+    def excess(t):  # ridge/k - (n - df1)/n, decreasing in k; root = kappa (R-1)
+        k = ldexp(jnp.exp(t), H)
         ridge_over_k = jnp.where(ridge > 0, ridge / k, 0.0)
         return ridge_over_k - deficit(s, pos, k, n) / n
 
@@ -162,7 +165,7 @@ def _solve_kappa(s, pos, n, ridge):
         return jnp.where(positive, mid, a), jnp.where(positive, b, mid)
 
     a, b = jax.lax.fori_loop(0, _BISECTION_STEPS, step, (log_lo, log_hi))
-    k0 = jax.lax.stop_gradient(jnp.where(solvable, jnp.exp(0.5 * (a + b)), 0.0))
+    k0 = jax.lax.stop_gradient(jnp.where(solvable, ldexp(jnp.exp(0.5 * (a + b)), H), 0.0))
     # Newton on h(k) = k (1 - df1/n) - ridge, h'(k) = 1 - df2/n > 0  (R-1), (R-6)
     slope = _gap(s, pos, k0, n, ridge)
     ok = solvable & (slope > 0)
@@ -216,7 +219,6 @@ def _ridge_risk(s, beta, n, ridge, noise, s_exp=0, b_exp=0):
     train = jnp.where(interpolates, 0.0, shrink * (shrink * jnp.where(interpolates, 0.0, test)))
     kappa = ldexp(kappa_p, e)
     return RidgeRisk(kappa, bias, variance, excess, test, train)
-
 
 
 _ridge_risk_jit = jax.jit(_ridge_risk)
