@@ -627,7 +627,10 @@ def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "sha
 
     Jittable for fixed ``activation``, ``target``, ``centered``, ``recursion``; ``ridge`` and
     ``noise`` may be arrays (broadcast).  Concrete inputs are validated: a bad one raises
-    ``ValueError`` naming the field, the value and what is allowed.
+    ``ValueError`` naming the field, the value and what is allowed.  relu and linear layers
+    are evaluated rescaled by powers of two, so the risk is right at any weight scale;
+    other activations must keep every layer's pre-activation variance inside the dtype
+    (DRF-13).
     """
     if is_concrete(n) and (isinstance(n, bool) or not isinstance(n, (int, np.integer))
                            or n < 1):

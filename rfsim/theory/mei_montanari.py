@@ -40,7 +40,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.validation import require_in_range
 
-__all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari"]
+__all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari", "psi_range"]
 
 # Gauss–Hermite orders (probabilists' weight exp(-z^2/2)): the result at
 # _GH_HIGH is accepted when it agrees with _GH_LOW to _GH_RTOL; otherwise
@@ -477,7 +477,8 @@ def mei_montanari(
 
     Raises:
         ValueError: for concrete inputs out of range (``psi1 must be > 0, got
-            -1.0``), non-finite inputs, or an activation with mu* = 0.
+            -1.0``), complex or non-finite inputs, psi or ridge outside the range the
+            dtype resolves (:func:`psi_range`, (RF-15)), or an activation with mu* = 0.
     """
     _, mu1, mustar = activation_coefficients(activation)  # mu0 drops out (RF-10)
     if mustar == 0.0:
