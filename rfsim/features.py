@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfsim.activations import ACTIVATIONS, Activation, get_activation
+from rfsim.validation import float_dtype, require_positive
 
 __all__ = [
     "arccos_kernel",
@@ -76,14 +77,10 @@ def _check_count(field: str, value, minimum: int = 1) -> int:
     return ivalue
 
 
-def _check_positive(field: str, value) -> None:
-    """A concrete ``value`` must be finite and > 0 (traced values are not checked)."""
-    try:
-        v = float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
+def _check_positive(field: str, value, dtype=None) -> None:
+    """A concrete ``value`` must be real, finite, > 0 and a normal number of ``dtype`` (the
+    active float by default; traced values are not checked): validation.require_positive."""
+    require_positive(field, value, dtype)
 
 
 def _check_batch(field: str, x, d: int | None = None) -> jax.Array:
@@ -247,7 +244,7 @@ def rff_weights(key, n_features: int, d: int, bandwidth=1.0, dtype=None) -> jax.
 
     Bochner: exp(-||x-y||^2 / (2 bandwidth^2)) = E_omega cos(omega.(x - y)).
     """
-    _check_positive("bandwidth", bandwidth)
+    _check_positive("bandwidth", bandwidth, _float_dtype(dtype))
     return gaussian_weights(key, n_features, d, dtype) / bandwidth
 
 
@@ -296,7 +293,7 @@ def orf_weights(key, n_features: int, d: int, bandwidth=1.0, dtype=None) -> jax.
     """
     n_features = _check_count("n_features", n_features)
     d = _check_count("d", d)
-    _check_positive("bandwidth", bandwidth)
+    _check_positive("bandwidth", bandwidth, _float_dtype(dtype))
     return _orf_core(key, n_features, d, _float_dtype(dtype)) / bandwidth
 
 
@@ -334,7 +331,9 @@ def fourier_features(x, omega, phases=None) -> jax.Array:
 @jax.jit
 def _gaussian_kernel_core(x2, y2, bandwidth):
     sq = (jnp.sum(x2**2, -1)[:, None] + jnp.sum(y2**2, -1)[None, :]) - 2.0 * (x2 @ y2.T)
-    return jnp.exp(-jnp.maximum(sq, 0.0) / (2.0 * bandwidth**2))
+    # (sq / 2 bw) / bw, not sq / (2 bw^2): bw^2 under- or overflows first (float32 bandwidth
+    # 1e-20 made the diagonal 0/0 = NaN)
+    return jnp.exp(-(jnp.maximum(sq, 0.0) / (2.0 * bandwidth)) / bandwidth)
 
 
 def gaussian_kernel(x, y, bandwidth=1.0) -> jax.Array:
@@ -343,7 +342,7 @@ def gaussian_kernel(x, y, bandwidth=1.0) -> jax.Array:
     ||x - y||^2 is expanded as ||x||^2 + ||y||^2 - 2 x.y and clipped at 0.
     A (d,) argument drops the corresponding axis.
     """
-    _check_positive("bandwidth", bandwidth)
+    _check_positive("bandwidth", bandwidth, float_dtype(x, y))
     return _pairwise(_gaussian_kernel_core, x, y, bandwidth)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from rfsim import features
 from rfsim.experiment import make_config
 from rfsim.models import get_model
 from rfsim.theory.deep_rf import deep_rf_population, deep_rf_risk, layer_statistics
@@ -231,6 +232,7 @@ def powerlaw(p=12):
                               theta=np.ones(4) * 1j), "theta"),
         (lambda: make_config(get_model("linear-ridge"), {"n": 10, "d": 20, "ridge": 0.1j}),
          "ridge"),
+        (lambda: features.gaussian_kernel(np.ones((2, 3)), np.ones((2, 3)), 1j), "bandwidth"),
     ],
 )
 def test_complex_input_is_refused_by_name_without_a_warning(call, field):
@@ -588,3 +590,17 @@ def test_config_params_in_float64_accept_the_float64_range():
     assert make_config(model, {"n": 10, "d": 20, "ridge": 1e300}).ridge == 1e300
     with pytest.raises(ValueError, match=r"^ridge = 1e-310 is outside the float64 range"):
         make_config(model, {"n": 10, "d": 20, "ridge": 1e-310})
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_gaussian_kernel_at_extreme_bandwidths(float32):
+    x = jnp.ones((2, 3), jnp.float32).at[1].set(2.0)
+    # bandwidth^2 = 1e-40 flushed to 0 made the diagonal 0/0 = NaN
+    np.testing.assert_array_equal(np.asarray(features.gaussian_kernel(x, x, 1e-20)),
+                                  [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(np.asarray(features.gaussian_kernel(x, x, 1e20)), 1.0)
+    with pytest.raises(ValueError, match=r"^bandwidth = 1e\+300 is outside the float32 range"):
+        features.rff_weights(jax.random.key(0), 4, 3, bandwidth=1e300)
+
