@@ -7,12 +7,13 @@ a callable passed in is returned unchanged.  Unknown names raise a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import erf
+
+from rfsim.validation import closest  # noqa: F401  (re-exported: its old home)
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -37,12 +38,6 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": _gelu,
     "linear": _linear,
 }
-
-
-def closest(name: str, options) -> str:
-    """A ' (did you mean X?)' hint, or '' when nothing is close."""
-    match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def get_activation(activation: str | Activation, *, field: str = "activation") -> Activation:

@@ -32,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from rfsim.activations import closest
+from rfsim.validation import closest
 from rfsim.expressions import parse as parse_expression
 from rfsim.io import SUMMARY_STATS, to_float
 

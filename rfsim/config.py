@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from rfsim.activations import closest
+from rfsim.validation import closest
 from rfsim.validation import require_scalar
 
 _KIND = "rfsim_kind"

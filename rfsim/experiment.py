@@ -32,7 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from rfsim.activations import closest
+from rfsim.validation import closest
 from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
 from rfsim.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, get_model

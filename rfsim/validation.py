@@ -14,6 +14,7 @@ GPU, so they would silently act as 0.
 
 from __future__ import annotations
 
+import difflib
 import math
 import reprlib
 
@@ -194,3 +195,9 @@ def require_int(name: str, value, minimum: int = 1, maximum: int = MAX_SIZE) -> 
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     if value > maximum:
         raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+
+
+def closest(name: str, options) -> str:
+    """A ' (did you mean X?)' hint for a misspelt name, or '' when nothing is close."""
+    match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""

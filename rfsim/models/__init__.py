@@ -10,7 +10,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
-from rfsim.activations import closest
+from rfsim.validation import closest
 
 
 @dataclasses.dataclass(frozen=True)
