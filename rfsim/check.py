@@ -68,14 +68,19 @@ def _same(cell: str, want) -> bool:
     return cell == str(want)
 
 
-def select(rows: list[dict], spec: dict) -> tuple[list[dict], int]:
-    """Rows of ``spec['metric']`` passing ``where`` with finite theory; and how many had none."""
+def chosen_rows(rows: list[dict], spec: dict) -> list[dict]:
+    """Rows of ``spec['metric']`` (which must be in the table) passing ``where``."""
     metric = spec.get("metric")
     metrics = sorted({r["metric"] for r in rows})
     if metric not in metrics:
         raise ValueError(f"check metric must be one of {metrics}, got {metric!r}"
                          + closest(metric, metrics))
-    chosen = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    return [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+
+
+def select(rows: list[dict], spec: dict) -> tuple[list[dict], int]:
+    """Rows of ``spec['metric']`` passing ``where`` with finite theory; and how many had none."""
+    chosen = chosen_rows(rows, spec)
     finite = [r for r in chosen if math.isfinite(to_float(r["theory"]))]
     return finite, len(chosen) - len(finite)
 
@@ -346,11 +351,7 @@ def bound(rows: list[dict], spec: dict) -> tuple[bool, str]:
     given, metric = spec["bound"], spec["metric"]
     max_z = float(spec.get("max_abs_z", 3.0))
     max_ratio = spec.get("max_ratio")
-    metrics = sorted({r["metric"] for r in rows})
-    if metric not in metrics:
-        raise ValueError(f"check metric must be one of {metrics}, got {metric!r}"
-                         + closest(metric, metrics))
-    chosen = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    chosen = chosen_rows(rows, spec)
     dropped = 0
     if given == "theory":
         kept = [r for r in chosen if math.isfinite(to_float(r["theory"]))]
