@@ -34,6 +34,7 @@ from typing import Any
 
 from rfsim.validation import closest
 from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
+from rfsim.interrupt import poll
 from rfsim.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, get_model
 from rfsim.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
@@ -305,6 +306,7 @@ def validate_experiment(exp: Experiment) -> Model:
                       axes=list(exp.grid) + axis_cols + (["model"] if exp.models else []))
     for model in models:
         for point in grid_points(exp, model.name):
+            poll()  # validating 1e5 points takes minutes: stay interruptible
             make_config(model, point)
     return models[0]
 

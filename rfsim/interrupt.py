@@ -4,7 +4,8 @@ Why not the default ``KeyboardInterrupt``: it is raised wherever the main thread
 be -- often while it waits on an XLA computation that the runtime's worker threads are still
 executing.  The interpreter then finalizes (module teardown, atexit) under those running
 threads, which crashed with SIGSEGV (exit 139) in about half of the trials.  Here the signal
-only sets a flag; the sweep calls :meth:`Checkpoint.check` between compiled calls, when
+only sets a flag; the sweep calls the checkpoint between compiled calls (and :func:`poll` runs in
+long validation loops), when
 nothing is in flight, and :class:`Interrupted` unwinds from there: the point records already
 written stay, the group in progress is dropped, the exit code is 128 + signal (130, 143).
 A second signal exits at once (``os._exit``, skipping finalization, so still no crash).
@@ -27,16 +28,26 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+_INSTALLED: list = []  # the checkpoint the process's handlers set (signals are global)
+
+
+def poll() -> None:
+    """Raise :class:`Interrupted` if a signal has arrived: for long pure-Python loops
+    (validating or planning a large grid) that have no checkpoint passed to them."""
+    if _INSTALLED:
+        _INSTALLED[-1]()
+
+
 class Checkpoint:
     """Callable: raises :class:`Interrupted` if a deferred signal has arrived.
 
-    While ``deferring`` is false (validation, planning: no XLA computation in flight) a
-    signal raises at once; while it is true (compute) it waits for the next checkpoint.
+    Signals never raise where they land (that crashed XLA at exit, and printed tracebacks
+    from places that cannot propagate an exception); they are raised at checkpoints: the
+    engine's, between compiled calls, and :func:`poll` in long validation loops.
     """
 
-    def __init__(self, deferring: bool = False):
+    def __init__(self):
         self.signum: int | None = None
-        self.deferring = deferring
 
     def __call__(self) -> None:
         if self.signum is not None:
@@ -45,16 +56,6 @@ class Checkpoint:
     @property
     def pending(self) -> bool:
         return self.signum is not None
-
-    @contextlib.contextmanager
-    def deferred(self):
-        """Defer signals within the block (compute); a signal that arrived is raised at the
-        block's checkpoints, or at its end."""
-        before, self.deferring = self.deferring, True
-        try:
-            yield self
-        finally:
-            self.deferring = before
 
 
 def install(checkpoint: Checkpoint, signals) -> dict:
@@ -66,9 +67,8 @@ def install(checkpoint: Checkpoint, signals) -> dict:
             os.write(2, b"interrupted again: exiting now (finished points are saved)\n")
             os._exit(128 + signum)
         checkpoint.signum = signum
-        if not checkpoint.deferring:
-            raise Interrupted(signum)
 
+    _INSTALLED.append(checkpoint)
     return {s: signal.signal(s, handler) for s in signals}
 
 
@@ -79,7 +79,7 @@ def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     Outside the main thread (where handlers cannot be installed) the block runs with the
     default behaviour and a checkpoint that never fires.
     """
-    checkpoint = Checkpoint(deferring=True)
+    checkpoint = Checkpoint()
     if threading.current_thread() is not threading.main_thread():
         yield checkpoint
         return
@@ -87,5 +87,6 @@ def deferred_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     try:
         yield checkpoint
     finally:
+        _INSTALLED.remove(checkpoint)
         for s, h in previous.items():
             signal.signal(s, h)

@@ -25,7 +25,7 @@ import jax
 from rfsim import provenance
 from rfsim.check import Verdict, evaluate
 from rfsim.experiment import Experiment, experiment_columns, grid_points, load_experiment
-from rfsim.interrupt import deferred_signals
+from rfsim.interrupt import deferred_signals, poll
 from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
                       write_tables)
 from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
@@ -84,6 +84,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
         everything = plan(model, grid_points(exp, name))  # validates every config
         total += len(everything)
         for p in everything:
+            poll()
             ids[name, p.index] = point_id(name, p.values, exp.seeds, exp.root_seed, x64)
         values[name] = [p.values for p in everything]
         points = shard_points(everything, shard)
@@ -163,8 +164,6 @@ def run_experiment(
     with contextlib.ExitStack() as stack:
         if interrupt is None:
             interrupt = stack.enter_context(deferred_signals((signal.SIGINT,)))
-        elif hasattr(interrupt, "deferred"):  # the CLI's checkpoint: defer while computing
-            stack.enter_context(interrupt.deferred())
         lock = claim(run.path, job.owner, force=force)
         stack.callback(lock.release)
         return _run(job, run, shard, progress, plot, on_group_done, compute, interrupt)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfsim.config import as_dict, make_config, param_fields, static_fields, unbatched_fields
+from rfsim.interrupt import poll
 from rfsim.keys import canonical, group_key, state_key, static_digest
 from rfsim.models import Model
 
@@ -63,6 +64,7 @@ def plan(model: Model, grid: Iterable[dict[str, Any]]) -> list[Point]:
     digests: dict[str, tuple[int, int]] = {}
     points = []
     for i, values in enumerate(grid):
+        poll()
         cfg = make_config(model, values)
         full = as_dict(cfg)
         static_values = {k: full[k] for k in statics}
