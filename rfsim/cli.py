@@ -56,7 +56,7 @@ def _load(args, path):
     return exp
 
 
-def _report(res, t0: float, chunk: int = 8) -> int:
+def _report(res, t0: float) -> int:
     from rfsim.runner import describe_nonfinite
 
     print(f"run directory: {res.path}")
@@ -64,9 +64,6 @@ def _report(res, t0: float, chunk: int = 8) -> int:
         print(f"this shard has no grid points (the grid has {res.grid_points}): nothing to "
               "compute; `rfsim merge` accepts this directory")
         return 0
-    if res.chunk_size and res.chunk_size < chunk:
-        print(f"note: {res.chunk_size} seed(s) per compiled call instead of {chunk}, to fit "
-              "in memory (results do not depend on it)")
     if res.figure is not None:
         print(f"figure: {res.figure}")
     print(f"grid points: {res.computed} computed, {res.reused} reused from the run directory "
@@ -95,7 +92,7 @@ def cmd_run(args) -> int:
     res = run_experiment(exp, out=out, shard=shard, chunk_size=args.chunk,
                          progress=not args.quiet, plot=not args.no_plot, force=args.force,
                          interrupt=args.checkpoint)
-    return _report(res, t0, args.chunk)
+    return _report(res, t0)
 
 
 def _dry_run(job, out, force: bool) -> int:
@@ -118,7 +115,7 @@ def cmd_demo(args) -> int:
     print(f"rfsim demo: {exp.description}")
     res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet,
                          chunk_size=args.chunk, interrupt=args.checkpoint)
-    return _report(res, t0, args.chunk)
+    return _report(res, t0)
 
 
 def cmd_check(args) -> int:

@@ -135,8 +135,6 @@ def _listing(path: Path) -> list[str]:
 def check_target(path: Path) -> None:
     """Refuse a path that cannot be a run directory, before anything is written."""
     path = Path(path)
-    if str(path) in ("", "."):
-        pass  # the current directory: allowed only if empty or ours (checked by the rule)
     try:
         if path.is_symlink() and not path.exists():
             raise RunDirError(f"{path} is a symbolic link to nothing: choose another --out")

@@ -61,15 +61,12 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.1f} PB"
 
 
-def fit_chunk(largest: int, itemsize: int, chunk: int, available: int | None,
-              where: str, label: str) -> int:
-    """The number of seeds per compiled call that fits (<= ``chunk``), or ``ValueError``."""
+def require_fits(largest: int, itemsize: int, available: int | None, where: str,
+                 label: str) -> None:
+    """Refuse (ValueError, with the estimate) a grid point whose seed does not fit."""
     per_seed = WORKING_COPIES * largest * itemsize
-    if available is None or per_seed * chunk <= available:
-        return chunk
-    fits = int(available // per_seed) if per_seed else chunk
-    if fits >= 1:
-        return min(chunk, fits)
+    if available is None or per_seed <= available:
+        return
     raise ValueError(
         f"grid point {label} does not fit in memory: its largest array holds {largest:,} "
         f"floats ({human(largest * itemsize)}); one seed needs about {human(per_seed)}, "

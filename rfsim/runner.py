@@ -24,6 +24,7 @@ import jax
 
 from rfsim import provenance
 from rfsim.check import Verdict, evaluate
+from rfsim.config import param_fields
 from rfsim.experiment import Experiment, experiment_columns, grid_points, load_experiment
 from rfsim.interrupt import deferred_signals, poll
 from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
@@ -31,7 +32,7 @@ from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point
 from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
 from rfsim.models import Model, get_model
 from rfsim.ownership import Owner, claim, identity, read_owner
-from rfsim.resources import available_memory, fit_chunk
+from rfsim.resources import available_memory, require_fits
 from rfsim.sweep import Point, check_shard, group_points, plan, run_points, shard_points
 
 
@@ -110,13 +111,11 @@ def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -
         p = pts[0]
         statics = ", ".join(f"{k}={v}" for k, v in p.values.items()
                             if k not in _dynamic(model))
-        fit_chunk(int(model.memory(p.cfg)), itemsize, 1, available, where, f"({statics})")
+        require_fits(int(model.memory(p.cfg)), itemsize, available, where, f"({statics})")
     return chunk_size
 
 
 def _dynamic(model: Model) -> set[str]:
-    from rfsim.config import param_fields
-
     return set(param_fields(model.config))
 
 
