@@ -201,3 +201,12 @@ def closest(name: str, options) -> str:
     """A ' (did you mean X?)' hint for a misspelt name, or '' when nothing is close."""
     match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def float64_hint(dtype, *, lead: str = " or ", what: str = "arrays", tail: str = "") -> str:
+    """The end of an out-of-range message: how to get float64 ('' when ``dtype`` is it)."""
+    if jnp.finfo(dtype).bits >= 64:
+        return ""
+    if jax.config.jax_enable_x64:
+        return f"{lead}pass float64 {what}{tail}"
+    return f'{lead}enable float64 with jax.config.update("jax_enable_x64", True){tail}'

@@ -66,6 +66,7 @@ from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.theory.ridge import RidgeRisk, _ridge_risk, check_power, check_ridge
 from rfsim.theory.scaling import ldexp
 from rfsim.validation import (
+    float64_hint,
     as_real_array,
     float_dtype,
     is_concrete,
@@ -372,16 +373,8 @@ def _check_scales(field: str, name, qmax, dtype) -> None:
                 f"{field}[{i}] sets pre-activation variances of magnitude {q:.3g}, outside what "
                 f"{np.dtype(dtype).name} resolves for activation {name!r} ([{floor:.3g}, "
                 f"{float(fi.max):.3g}]); only the positively homogeneous relu and linear are "
-                f"rescaled exactly; rescale the weights{_float64_hint(dtype)}"
+                f"rescaled exactly; rescale the weights{float64_hint(dtype, what='weights')}"
             )
-
-
-def _float64_hint(dtype) -> str:
-    if jnp.finfo(dtype).bits >= 64:
-        return ""
-    if jax.config.jax_enable_x64:
-        return " or pass float64 weights"
-    return ' or enable float64 with jax.config.update("jax_enable_x64", True)'
 
 
 def _check_fits(what: str, values: dict, dtype) -> None:
@@ -399,7 +392,7 @@ def _check_fits(what: str, values: dict, dtype) -> None:
                 f"weights: {what} {name} reaches about 1e{log2 * math.log10(2):.0f}, beyond "
                 f"{np.dtype(dtype).name} ([{float(fi.tiny):.3g}, {float(fi.max):.3g}]), because "
                 f"of the weights' scale; deep_rf_risk evaluates the risk in rescaled form, or "
-                f"rescale the weights{_float64_hint(dtype)}"
+                f"rescale the weights{float64_hint(dtype, what='weights')}"
             )
 
 

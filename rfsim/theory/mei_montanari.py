@@ -38,7 +38,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 from rfsim.activations import ACTIVATIONS, get_activation
-from rfsim.validation import require_in_range
+from rfsim.validation import float64_hint, require_in_range
 
 __all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari", "psi_range"]
 
@@ -297,7 +297,7 @@ def _check_domain(psi1, psi2, ridge, mustar_sq: float, dtype) -> None:
     lo, hi = psi_range(dtype)
     p1, p2, lam = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in values))
     name = np.dtype(dtype).name
-    hint = _widen_hint(dtype)
+    hint = float64_hint(dtype, lead='; ', tail=' to widen it')
     for field, psi in (("psi1", p1), ("psi2", p2)):
         bad = (psi < lo) | (psi > hi)
         if bad.any():
@@ -314,14 +314,6 @@ def _check_domain(psi1, psi2, ridge, mustar_sq: float, dtype) -> None:
             f"{hi:.3g} (RF-15); the risk is then within {name} round-off of its ridge -> inf "
             f"limit (bias 1, variance 0){hint}"
         )
-
-
-def _widen_hint(dtype) -> str:
-    if jnp.finfo(dtype).bits >= 64:
-        return ""
-    if jax.config.jax_enable_x64:
-        return "; pass float64 arrays to widen it"
-    return '; enable float64 with jax.config.update("jax_enable_x64", True) to widen it'
 
 
 # --------------------------------------------------------------------------

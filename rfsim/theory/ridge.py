@@ -46,6 +46,7 @@ from rfsim.theory.scaling import (
     xval,
 )
 from rfsim.validation import (
+    float64_hint,
     float_dtype,
     is_concrete,
     range_error,
@@ -314,16 +315,8 @@ def check_power(field: str, log_total: float, dtype) -> None:
         raise ValueError(
             f"{field}: the target's power is about 1e{log_total / math.log(10):.0f}, beyond "
             f"the largest {np.dtype(dtype).name} {top:.3g}, so every risk would overflow; "
-            f"rescale the target{_hint(dtype)}"
+            f"rescale the target{float64_hint(dtype)}"
         )
-
-
-def _hint(dtype) -> str:
-    if jnp.finfo(dtype).bits >= 64:
-        return ""
-    if jax.config.jax_enable_x64:
-        return " or pass float64 arrays"
-    return ' or enable float64 with jax.config.update("jax_enable_x64", True)'
 
 
 def log_power(weights, coeffs) -> float:
