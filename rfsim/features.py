@@ -14,8 +14,11 @@ Contents
 * deep frozen features h_l = sigma(W_l h_{l-1} / sqrt(k_{l-1}))  (deep_random_features)
 * random Fourier features (RFF) and orthogonal random features (ORF) for the
   Gaussian kernel k(x, y) = exp(-||x - y||^2 / (2 bandwidth^2))
-* closed-form expected kernels E_w sigma(w.x/sqrt d) sigma(w.y/sqrt d) for
-  relu (arc-cosine, Cho & Saul 2009), erf (Williams 1997) and linear.
+
+The closed-form expected kernels (arccos_kernel, erf_kernel, expected_kernel,
+gaussian_kernel) and ``gaussian_mean`` moved to rfsim.theory.kernels and
+rfsim.theory.gaussian (one home for Gaussian expectations); they are re-exported here so
+that old imports keep working.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from rfsim.activations import ACTIVATIONS, Activation, get_activation
-from rfsim.validation import float_dtype, require_positive
+from rfsim.activations import Activation, get_activation
+from rfsim.theory.gaussian import gaussian_mean
+from rfsim.theory.kernels import arccos_kernel, erf_kernel, expected_kernel, gaussian_kernel
+from rfsim.validation import require_batch, require_positive
 
 __all__ = [
     "arccos_kernel",
@@ -85,12 +89,7 @@ def _check_positive(field: str, value, dtype=None) -> None:
 
 def _check_batch(field: str, x, d: int | None = None) -> jax.Array:
     """``x`` must be (n, d) or (d,), with ``d`` matching the weights when given."""
-    x = jnp.asarray(x)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"{field} must have shape (n, d) or (d,), got shape {x.shape}")
-    if d is not None and x.shape[-1] != d:
-        raise ValueError(f"{field} has last dimension {x.shape[-1]}, but the weights expect d={d}")
-    return x
+    return require_batch(field, x, d)
 
 
 def _check_weights(field: str, W) -> jax.Array:
@@ -166,32 +165,6 @@ def deep_weights(key, d: int, widths: Sequence[int], dtype=None) -> list[jax.Arr
         gaussian_weights(jax.random.fold_in(key, l), ks[l], ks[l - 1], dtype)
         for l in range(1, len(ks))
     ]
-
-
-_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
-_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / math.sqrt(2.0 * math.pi)  # sum to 1: E f(G), G ~ N(0,1)
-
-
-def gaussian_mean(activation: str | Activation, q) -> jax.Array:
-    """m(q) = E sigma(sqrt(q) G), G ~ N(0, 1), elementwise in q >= 0.
-
-    Closed forms: relu sqrt(q / (2 pi)); gelu q / sqrt(2 pi (1 + q)) (Stein's lemma);
-    erf, tanh, linear 0 (odd).  Any other callable: 96-point Gauss-Hermite quadrature
-    (accurate for smooth sigma; slow to converge at kinks).
-    """
-    sigma = get_activation(activation)
-    q = jnp.asarray(q)
-    if not jnp.issubdtype(q.dtype, jnp.floating):
-        q = q.astype(jnp.result_type(float))
-    if sigma is ACTIVATIONS["relu"]:
-        return jnp.sqrt(q / (2.0 * math.pi))
-    if sigma is ACTIVATIONS["gelu"]:
-        return q / jnp.sqrt(2.0 * math.pi * (1.0 + q))
-    if sigma in (ACTIVATIONS["erf"], ACTIVATIONS["tanh"], ACTIVATIONS["linear"]):
-        return jnp.zeros_like(q)
-    nodes = jnp.asarray(_HERMITE_NODES, q.dtype)
-    weights = jnp.asarray(_HERMITE_WEIGHTS, q.dtype)
-    return sigma(jnp.sqrt(q)[..., None] * nodes) @ weights
 
 
 def deep_random_features(
@@ -326,127 +299,3 @@ def fourier_features(x, omega, phases=None) -> jax.Array:
     if phases.shape != (n_freq,):
         raise ValueError(f"phases must have shape ({n_freq},) to match omega, got {phases.shape}")
     return math.sqrt(2.0 / n_freq) * jnp.cos(proj + phases)
-
-
-@jax.jit
-def _gaussian_kernel_core(x2, y2, bandwidth):
-    sq = (jnp.sum(x2**2, -1)[:, None] + jnp.sum(y2**2, -1)[None, :]) - 2.0 * (x2 @ y2.T)
-    # (sq / 2 bw) / bw, not sq / (2 bw^2): bw^2 under- or overflows first (float32 bandwidth
-    # 1e-20 made the diagonal 0/0 = NaN)
-    return jnp.exp(-(jnp.maximum(sq, 0.0) / (2.0 * bandwidth)) / bandwidth)
-
-
-def gaussian_kernel(x, y, bandwidth=1.0) -> jax.Array:
-    """k(x, y) = exp(-||x - y||^2 / (2 bandwidth^2)); (n, d), (m, d) -> (n, m).
-
-    ||x - y||^2 is expanded as ||x||^2 + ||y||^2 - 2 x.y and clipped at 0.
-    A (d,) argument drops the corresponding axis.
-    """
-    _check_positive("bandwidth", bandwidth, float_dtype(x, y))
-    return _pairwise(_gaussian_kernel_core, x, y, bandwidth)
-
-
-# --------------------------------------------------------------------------- expected kernels
-
-
-def _moments(x2, y2):
-    """(q_x, q_y, c) = (||x||^2/d, ||y||^2/d, x.y/d) as (n, m) arrays: Cov of (w.x, w.y)/sqrt(d)."""
-    d = x2.shape[-1]
-    c = (x2 @ y2.T) / d
-    qx = jnp.broadcast_to(jnp.sum(x2**2, -1)[:, None] / d, c.shape)
-    qy = jnp.broadcast_to(jnp.sum(y2**2, -1)[None, :] / d, c.shape)
-    return qx, qy, c
-
-
-def _pairwise(core, x, y, *args):
-    """Validate x, y, run the jitted ``core`` on 2-D batches, drop the axes of 1-D inputs."""
-    x = _check_batch("x", x)
-    y = _check_batch("y", y, x.shape[-1])
-    out = core(jnp.atleast_2d(x), jnp.atleast_2d(y), *args)
-    if y.ndim == 1:
-        out = out[:, 0]
-    if x.ndim == 1:
-        out = out[0]
-    return out
-
-
-def _cos_theta(qx, qy, c):
-    """cos theta = c / sqrt(q_x q_y), clipped into [-1, 1]; 0 where a norm vanishes."""
-    qq = qx * qy
-    pos = qq > 0
-    safe = jnp.sqrt(jnp.where(pos, qq, 1.0))
-    return jnp.where(pos, jnp.clip(c / safe, -1.0, 1.0), 0.0), jnp.sqrt(qq)
-
-
-@partial(jax.jit, static_argnums=2)
-def _arccos_core(x2, y2, order: int):
-    cos, norm = _cos_theta(*_moments(x2, y2))
-    theta = jnp.arccos(cos)
-    sin = jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0))
-    if order == 0:
-        j = math.pi - theta
-    elif order == 1:
-        j = sin + (math.pi - theta) * cos
-    else:
-        j = 3.0 * sin * cos + (math.pi - theta) * (1.0 + 2.0 * cos**2)
-    return norm**order * j / (2.0 * math.pi)
-
-
-def arccos_kernel(x, y, order: int = 1) -> jax.Array:
-    """E_w[Theta(u) Theta(v) u^n v^n], u = w.x/sqrt(d), v = w.y/sqrt(d), w ~ N(0, I_d).
-
-    = (q_x q_y)^{n/2} J_n(theta) / (2 pi),  cos theta = x.y / (||x|| ||y||), q = ||.||^2/d,
-    J_0 = pi - theta,  J_1 = sin theta + (pi - theta) cos theta,
-    J_2 = 3 sin theta cos theta + (pi - theta)(1 + 2 cos^2 theta)
-    (Cho & Saul 2009 arc-cosine kernel k_n, halved and with the 1/d scaling).
-    order=1 is the relu kernel, order=0 the step-function kernel.  cos theta is
-    clipped into [-1, 1] so the diagonal never turns NaN.
-    (n, d), (m, d) -> (n, m); a (d,) argument drops the corresponding axis.
-    """
-    if isinstance(order, bool) or order not in (0, 1, 2):
-        raise ValueError(f"order must be one of [0, 1, 2], got {order!r}")
-    return _pairwise(_arccos_core, x, y, int(order))
-
-
-@jax.jit
-def _erf_core(x2, y2):
-    qx, qy, c = _moments(x2, y2)
-    arg = 2.0 * c / jnp.sqrt((1.0 + 2.0 * qx) * (1.0 + 2.0 * qy))
-    return (2.0 / math.pi) * jnp.arcsin(jnp.clip(arg, -1.0, 1.0))
-
-
-def erf_kernel(x, y) -> jax.Array:
-    """E_w erf(u) erf(v) = (2/pi) arcsin(2c / sqrt((1 + 2 q_x)(1 + 2 q_y))) (Williams 1997),
-
-    with u = w.x/sqrt(d), v = w.y/sqrt(d), w ~ N(0, I_d), q = ||.||^2/d, c = x.y/d.
-    The arcsin argument is clipped into [-1, 1].  Shapes as ``arccos_kernel``.
-    """
-    return _pairwise(_erf_core, x, y)
-
-
-@jax.jit
-def _linear_core(x2, y2):
-    return _moments(x2, y2)[2]
-
-
-_CLOSED_FORMS = ("erf", "linear", "relu")
-
-
-def expected_kernel(x, y, activation: str | Activation) -> jax.Array:
-    """K(x, y) = E_w sigma(w.x/sqrt d) sigma(w.y/sqrt d), w ~ N(0, I_d), in closed form.
-
-    relu: ``arccos_kernel(x, y, 1)``; erf: ``erf_kernel``; linear: x.y/d.
-    (n, d), (m, d) -> (n, m); this is the N -> infinity limit of
-    ``random_features(x, W, a) @ random_features(y, W, a).T / N``.
-    """
-    sigma = get_activation(activation)
-    if sigma is ACTIVATIONS["relu"]:
-        return arccos_kernel(x, y, 1)
-    if sigma is ACTIVATIONS["erf"]:
-        return erf_kernel(x, y)
-    if sigma is ACTIVATIONS["linear"]:
-        return _pairwise(_linear_core, x, y)
-    raise ValueError(
-        f"activation must be one of {list(_CLOSED_FORMS)} for a closed-form expected kernel, "
-        f"got {activation!r}"
-    )

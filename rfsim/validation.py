@@ -210,3 +210,23 @@ def float64_hint(dtype, *, lead: str = " or ", what: str = "arrays", tail: str =
     if jax.config.jax_enable_x64:
         return f"{lead}pass float64 {what}{tail}"
     return f'{lead}enable float64 with jax.config.update("jax_enable_x64", True){tail}'
+
+
+def require_batch(name: str, x, d: int | None = None, *, finite: bool = False,
+                  other: str = "the weights"):
+    """A batch of inputs: shape (n, d) or (d,) with n, d >= 1, real, the last dimension
+    matching ``d`` (the dimension ``other`` expects) when given, and every entry finite when
+    ``finite``.  Returns ``jnp.asarray(x)``."""
+    if _is_complex(x):
+        raise ValueError(f"{name} must be real, got a complex array")
+    x = jnp.asarray(x)
+    if x.ndim not in (1, 2) or 0 in x.shape:
+        raise ValueError(f"{name} must have shape (n, d) or (d,) with n, d >= 1, got shape "
+                         f"{x.shape}")
+    if d is not None and x.shape[-1] != d:
+        raise ValueError(f"{name} has last dimension {x.shape[-1]}, but {other} expect d={d}")
+    if finite and is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        bad = int(jnp.sum(~jnp.isfinite(x)))
+        raise ValueError(f"{name} must be finite, got {bad} NaN or infinite entr"
+                         f"{'y' if bad == 1 else 'ies'}")
+    return x

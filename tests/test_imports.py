@@ -13,6 +13,7 @@ LAYERS = [
     # 0: leaves
     {"rfsim.validation", "rfsim.keys", "rfsim.lock", "rfsim.interrupt", "rfsim.provenance",
      "rfsim.resources", "rfsim.expressions", "rfsim.activations", "rfsim.theory.scaling",
+     "rfsim.theory.gaussian",
      "rfsim"},
     # 1: building blocks
     {"rfsim.config", "rfsim.io", "rfsim.data", "rfsim.solvers"},

@@ -59,10 +59,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erf
-from jax.scipy.stats import norm
 
-from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.activations import get_activation, name_of
+from rfsim.theory.gaussian import gaussian_moments, two_point
 from rfsim.theory.ridge import RidgeRisk, _ridge_risk, check_power, check_ridge
 from rfsim.theory.scaling import ldexp
 from rfsim.validation import (
@@ -94,73 +93,14 @@ _EXACT_FORMS = ("erf", "linear", "relu")
 _ODD = ("erf", "linear", "tanh")  # sigma(-u) = -sigma(u): zero means at every layer
 _HOMOGENEOUS = ("linear", "relu")  # sigma(c u) = c sigma(u) for c > 0: rescaled exactly
 
-# Probabilists' Gauss-Hermite rule (weights sum to 1) for activations without closed forms.
-_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
-_GH_WEIGHTS = _GH_WEIGHTS / math.sqrt(2.0 * math.pi)
-
-
 def _name(sigma) -> str | None:
-    for name, fn in ACTIVATIONS.items():
-        if fn is sigma:
-            return name
-    return None
-
-
-# --------------------------------------------------------------------------- (DRF-3)
-
-
-def gaussian_moments(activation, mean, var):
-    r"""``(m, kappa1, second)`` of ``sigma(U)``, ``U ~ N(mean, var)``, elementwise (DRF-3).
-
-    ``m = E sigma(U)``; ``kappa1 = E sigma'(U) = E[(U - mean) sigma(U)] / var`` (Stein's
-    lemma, so it is defined for relu's kink too); ``second = E sigma(U)^2``.
-
-    Closed forms: relu (any mean, ``t = mean/sqrt(var)``: ``m = mean Phi(t) + sqrt(var)
-    phi(t)``, ``kappa1 = Phi(t)``, ``second = (mean^2 + var) Phi(t) + mean sqrt(var) phi(t)``);
-    linear; erf (``m = erf(mean/sqrt(1+2 var))``, ``kappa1 = 2 exp(-mean^2/(1+2var)) /
-    sqrt(pi (1+2var))``, and at zero mean ``second = (2/pi) arcsin(2var/(1+2var))``).
-    Anything else: 120-point Gauss-Hermite quadrature.  ``var`` must be > 0.
-    """
-    sigma = get_activation(activation)
-    name = _name(sigma)
-    b, q = jnp.broadcast_arrays(jnp.asarray(mean), jnp.asarray(var))
-    if not jnp.issubdtype(q.dtype, jnp.floating):
-        b, q = b.astype(jnp.result_type(float)), q.astype(jnp.result_type(float))
-    s = jnp.sqrt(q)
-    if name == "relu":
-        t = b / s
-        cdf, pdf = norm.cdf(t), norm.pdf(t)
-        return b * cdf + s * pdf, cdf, (b * b + q) * cdf + b * s * pdf
-    if name == "linear":
-        return b, jnp.ones_like(q), b * b + q
-    nodes = jnp.asarray(_GH_NODES, q.dtype)
-    weights = jnp.asarray(_GH_WEIGHTS, q.dtype)
-    vals = sigma(b[..., None] + s[..., None] * nodes)
-    m = vals @ weights
-    second = (vals * vals) @ weights
-    kappa1 = (vals * nodes) @ weights / s
-    if name == "erf":
-        g = 1.0 + 2.0 * q
-        m = erf(b / jnp.sqrt(g))
-        kappa1 = 2.0 / math.sqrt(math.pi) * jnp.exp(-b * b / g) / jnp.sqrt(g)
-        second = jnp.where(b == 0, 2.0 / math.pi * jnp.arcsin(2.0 * q / g), second)
-    return m, kappa1, second
+    return name_of(sigma)
 
 
 def _two_point(name: str, C):
-    """E sigma(U_i) sigma(U_j) for U ~ N(0, C), closed form (DRF-5)."""
+    """E sigma(U_i) sigma(U_j) for U ~ N(0, C), closed form (DRF-5; theory/kernels.md K-3, K-5)."""
     q = jnp.diagonal(C)
-    if name == "linear":
-        return C
-    if name == "erf":
-        g = jnp.sqrt(1.0 + 2.0 * q)
-        return 2.0 / math.pi * jnp.arcsin(jnp.clip(2.0 * C / (g[:, None] * g[None, :]), -1, 1))
-    # relu: arc-cosine kernel of order 1 (Cho & Saul 2009), cos clipped into [-1, 1]
-    norms = jnp.sqrt(q[:, None] * q[None, :])
-    cos = jnp.clip(C / norms, -1.0, 1.0)
-    theta = jnp.arccos(cos)
-    sin = jnp.sqrt(jnp.maximum(1.0 - cos * cos, 0.0))
-    return norms * (sin + (math.pi - theta) * cos) / (2.0 * math.pi)
+    return two_point(name, q[:, None], q[None, :], C)
 
 
 # --------------------------------------------------------------------------- (DRF-4)-(DRF-6)

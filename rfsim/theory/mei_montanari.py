@@ -35,9 +35,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
 
 from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.theory.gaussian import hermite_rule
 from rfsim.validation import float64_hint, require_in_range
 
 __all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari", "psi_range"]
@@ -131,8 +131,7 @@ def _jax_on_numpy(fn):
 
 
 def _gauss_moments(np_fn, order: int) -> tuple[float, float, float]:
-    z, w = hermegauss(order)
-    w = w / _SQRT_2PI
+    z, w = hermite_rule(order)
     s = np_fn(z)
     return float(w @ s), float(w @ (z * s)), float(w @ (s * s))
 

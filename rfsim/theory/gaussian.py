@@ -1,0 +1,287 @@
+r"""Gaussian expectations of activations: the one home for them in rfsim.
+
+Implements theory/kernels.md, Eqs. (K-1)–(K-6).  Every Gauss–Hermite rule, one-point
+moment and two-point expectation used by a feature map, a deterministic equivalent or a
+kernel recursion lives here; nothing else in the package integrates against a Gaussian.
+
+One point, ``U ~ N(mean, var)``:
+  * :func:`gaussian_mean` ``E sigma(sqrt(q) G)`` (centring deep random features);
+  * :func:`gaussian_moments` ``(E sigma(U), E sigma'(U), E sigma(U)^2)`` (K-1).
+
+Two points, ``(u, v) ~ N(0, [[qx, c], [c, qy]])`` elementwise over arrays:
+  * :func:`arccos_expectation` ``E[Theta(u) Theta(v) u^n v^n]`` (K-2; Cho & Saul 2009);
+  * :func:`two_point` ``E sigma(u) sigma(v)`` and :func:`derivative_two_point`
+    ``E sigma'(u) sigma'(v)``: closed forms for relu (K-3), leaky relu and every
+    ``a min(z, 0) + b max(z, 0)`` (K-4), erf (K-5, Williams 1997) and linear; any other
+    jax-differentiable activation by a polar Gauss–Legendre rule split at the sign changes,
+    with the derivative from autodiff (K-6).
+
+The angle is computed as ``theta = atan2(sqrt(max(qx qy - c^2, 0)), c)``: the clipped
+``arccos`` of the pitfall list loses half the digits near ``theta = 0`` (where
+``arccos(1 - e) ~ sqrt(2 e)``), ``atan2`` none, and it never returns NaN on a diagonal.
+
+This module imports only leaves (activations, validation): feature maps and theory may both
+use it (tests/test_imports.py puts it with the leaves).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import erf
+from jax.scipy.stats import norm
+
+from rfsim.activations import get_activation, leaky_slope, name_of
+
+__all__ = [
+    "QUADRATURE_ORDER",
+    "arccos_expectation",
+    "derivative_two_point",
+    "gaussian_mean",
+    "gaussian_moments",
+    "hermite_rule",
+    "two_point",
+]
+
+#: default order of the two-point quadrature (K-6) for activations without a closed form:
+#: Gauss–Legendre nodes per angular arc (the radius gets twice as many); 1e-10 or better
+#: for relu, erf, tanh, gelu, softplus, sin at variances up to ~10 (tests).
+QUADRATURE_ORDER = 32
+
+_ODD_ZERO_MEAN = ("erf", "tanh", "linear", "sin")
+
+
+@functools.lru_cache(maxsize=None)
+def hermite_rule(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss–Hermite nodes and weights, weights summing to 1:
+    ``E f(G) ~ sum_i w_i f(z_i)``, ``G ~ N(0, 1)``, exact for polynomials of degree
+    ``< 2 order``.  Float64 numpy arrays (read-only), cached per order."""
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be an integer >= 1, got {order!r}")
+    z, w = np.polynomial.hermite_e.hermegauss(int(order))
+    w = w / w.sum()
+    z.setflags(write=False)
+    w.setflags(write=False)
+    return z, w
+
+
+def _floating(x):
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+# --------------------------------------------------------------------------- one point
+
+
+def gaussian_mean(activation, q) -> jax.Array:
+    """m(q) = E sigma(sqrt(q) G), G ~ N(0, 1), elementwise in q >= 0.
+
+    Closed forms: relu sqrt(q / (2 pi)); gelu q / sqrt(2 pi (1 + q)) (Stein's lemma);
+    erf, tanh, sin, linear 0 (odd).  Any other callable: 96-point Gauss–Hermite quadrature
+    (accurate for smooth sigma; slow to converge at kinks).
+    """
+    sigma = get_activation(activation)
+    name = name_of(sigma)
+    q = _floating(q)
+    if name == "relu":
+        return jnp.sqrt(q / (2.0 * math.pi))
+    if name == "gelu":
+        return q / jnp.sqrt(2.0 * math.pi * (1.0 + q))
+    if name in _ODD_ZERO_MEAN:
+        return jnp.zeros_like(q)
+    z, w = hermite_rule(96)
+    return sigma(jnp.sqrt(q)[..., None] * jnp.asarray(z, q.dtype)) @ jnp.asarray(w, q.dtype)
+
+
+def gaussian_moments(activation, mean, var):
+    r"""``(m, kappa1, second)`` of ``sigma(U)``, ``U ~ N(mean, var)``, elementwise (K-1).
+
+    ``m = E sigma(U)``; ``kappa1 = E sigma'(U) = E[(U - mean) sigma(U)] / var`` (Stein's
+    lemma, so it is defined for relu's kink too); ``second = E sigma(U)^2``.
+
+    Closed forms: relu (any mean, ``t = mean/sqrt(var)``: ``m = mean Phi(t) + sqrt(var)
+    phi(t)``, ``kappa1 = Phi(t)``, ``second = (mean^2 + var) Phi(t) + mean sqrt(var) phi(t)``);
+    linear; erf (``m = erf(mean/sqrt(1+2 var))``, ``kappa1 = 2 exp(-mean^2/(1+2var)) /
+    sqrt(pi (1+2var))``, and at zero mean ``second = (2/pi) arcsin(2var/(1+2var))``).
+    Anything else: 120-point Gauss–Hermite quadrature.  ``var`` must be > 0.
+    """
+    sigma = get_activation(activation)
+    name = name_of(sigma)
+    b, q = jnp.broadcast_arrays(_floating(mean), _floating(var))
+    s = jnp.sqrt(q)
+    if name == "relu":
+        t = b / s
+        cdf, pdf = norm.cdf(t), norm.pdf(t)
+        return b * cdf + s * pdf, cdf, (b * b + q) * cdf + b * s * pdf
+    if name == "linear":
+        return b, jnp.ones_like(q), b * b + q
+    z, w = hermite_rule(120)
+    nodes, weights = jnp.asarray(z, q.dtype), jnp.asarray(w, q.dtype)
+    vals = sigma(b[..., None] + s[..., None] * nodes)
+    m = vals @ weights
+    second = (vals * vals) @ weights
+    kappa1 = (vals * nodes) @ weights / s
+    if name == "erf":
+        g = 1.0 + 2.0 * q
+        m = erf(b / jnp.sqrt(g))
+        kappa1 = 2.0 / math.sqrt(math.pi) * jnp.exp(-b * b / g) / jnp.sqrt(g)
+        second = jnp.where(b == 0, 2.0 / math.pi * jnp.arcsin(2.0 * q / g), second)
+    return m, kappa1, second
+
+
+# --------------------------------------------------------------------------- two points
+
+
+def _sine(qx, qy, c):
+    """(sqrt(qx qy) sin theta, sqrt(qx qy)), with qx qy - c^2 formed as (s - c)(s + c),
+    s = sqrt(qx qy): exactly 0 when c = qx = qy (a fused multiply-add in ``qx qy - c c``
+    leaves the rounding error of c^2 behind, theta ~ 1e-8 on a kernel's diagonal)."""
+    s = jnp.sqrt(qx * qy)
+    return jnp.sqrt(jnp.maximum((s - c) * (s + c), 0.0)), s
+
+
+def _angle(qx, qy, c):
+    """(theta, sqrt(qx qy)) of the pair; theta = atan2(sqrt(qx qy - c^2), c) in [0, pi]."""
+    sin_n, s = _sine(qx, qy, c)
+    return jnp.arctan2(sin_n, c), s
+
+
+def arccos_expectation(order: int, qx, qy, c) -> jax.Array:
+    r"""``E[Theta(u) Theta(v) u^n v^n]`` for ``(u, v) ~ N(0, [[qx, c], [c, qy]])`` (K-2).
+
+    ``= (qx qy)^{n/2} J_n(theta) / (2 pi)``, ``cos theta = c / sqrt(qx qy)``, with
+    ``J_0 = pi - theta``, ``J_1 = sin theta + (pi - theta) cos theta``,
+    ``J_2 = 3 sin theta cos theta + (pi - theta)(1 + 2 cos^2 theta)`` (Cho & Saul 2009).
+    Order 1 is the relu two-point function, order 0 that of its derivative (a step).
+    Where a variance vanishes, ``theta = pi/2`` (order 0) and the value is 0 (orders 1, 2).
+    """
+    if isinstance(order, bool) or order not in (0, 1, 2):
+        raise ValueError(f"order must be one of [0, 1, 2], got {order!r}")
+    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
+    sin_n, norm_ = _sine(qx, qy, c)  # norm * sin theta, norm
+    theta = jnp.arctan2(sin_n, c)
+    if order == 0:
+        return (math.pi - theta) / (2.0 * math.pi)
+    if order == 1:
+        return (sin_n + (math.pi - theta) * c) / (2.0 * math.pi)
+    return (3.0 * sin_n * c + (math.pi - theta) * (norm_ * norm_ + 2.0 * c * c)) / (2.0 * math.pi)
+
+
+def _ab_relu(a: float, b: float, order: int, qx, qy, c):
+    """(K-4): for sigma = a min(z, 0) + b max(z, 0), E sigma sigma (order 1) or
+    E sigma' sigma' (order 0) from the arc-cosine functions at c and -c."""
+    same = arccos_expectation(order, qx, qy, c)
+    cross = arccos_expectation(order, qx, qy, -c)
+    sign = -1.0 if order == 1 else 1.0  # min(z,0) = -max(-z,0); its derivative is +step(-z)
+    return (a * a + b * b) * same + sign * 2.0 * a * b * cross
+
+
+def _erf_two_point(qx, qy, c):
+    """(K-5): E erf(u) erf(v) = (2/pi) arcsin(2c / sqrt((1 + 2qx)(1 + 2qy)))."""
+    arg = 2.0 * c / jnp.sqrt((1.0 + 2.0 * qx) * (1.0 + 2.0 * qy))
+    return (2.0 / math.pi) * jnp.arcsin(jnp.clip(arg, -1.0, 1.0))
+
+
+def _erf_derivative_two_point(qx, qy, c):
+    """(K-5): E erf'(u) erf'(v) = (4/pi) / sqrt((1 + 2qx)(1 + 2qy) - 4 c^2)."""
+    return (4.0 / math.pi) / jnp.sqrt((1.0 + 2.0 * qx) * (1.0 + 2.0 * qy) - 4.0 * c * c)
+
+
+_RADIUS = 10.0  # radial cut-off: the weight r exp(-r^2/2) beyond it is below 1e-20
+_CHUNK = 256  # entries per step of the quadrature loop (bounds memory at ~64 MB)
+
+
+@functools.lru_cache(maxsize=None)
+def _polar_rule(order: int):
+    """Gauss–Legendre nodes on [-1, 1] for the angle (``order``) and, mapped to [0, R] with
+    the weight r exp(-r^2/2) folded in, for the radius (``2 order``)."""
+    t, wt = np.polynomial.legendre.leggauss(order)
+    tr, wr = np.polynomial.legendre.leggauss(2 * order)
+    r = (tr + 1.0) * (_RADIUS / 2.0)
+    wr = wr * (_RADIUS / 2.0) * r * np.exp(-0.5 * r * r)
+    return t, wt, r, wr
+
+
+def _quadrature(fn, qx, qy, c, order):
+    """(K-6): E fn(u) fn(v) in polar coordinates of the standard pair (z1, z2):
+    u = r sqrt(qx) cos psi, v = r sqrt(qy) cos(psi - theta), density r exp(-r^2/2) dr dpsi
+    / (2 pi).  The angle is split where cos psi or cos(psi - theta) changes sign, so an
+    activation smooth away from 0 (relu, leaky relu, abs, and their autodiff derivatives
+    included) is integrated to round-off; Gauss–Legendre on each of the four arcs
+    (``order`` nodes) and on r in [0, 10] (``2 order`` nodes)."""
+    shape = qx.shape
+    dt = qx.dtype
+    t, wt, r, wr = (jnp.asarray(a, dt) for a in _polar_rule(order))
+    theta, _ = _angle(qx, qy, c)
+    size = int(np.prod(shape)) if shape else 1
+    pad = (-size) % _CHUNK
+    flat = [jnp.pad(a.reshape(-1), (0, pad), constant_values=1.0)
+            for a in (jnp.sqrt(qx), jnp.sqrt(qy), theta)]
+    half_pi = 0.5 * math.pi
+
+    def chunk(args):
+        a, b, th = args
+        cuts = jnp.sort(jnp.stack([jnp.full_like(th, half_pi), jnp.full_like(th, 3 * half_pi),
+                                   th + half_pi, (th + 3 * half_pi) % (2 * math.pi)], -1), -1)
+        ends = jnp.concatenate([cuts[:, 1:], cuts[:, :1] + 2 * math.pi], -1)
+        mid, half = 0.5 * (cuts + ends), 0.5 * (ends - cuts)  # (chunk, 4)
+        psi = mid[..., None] + half[..., None] * t  # (chunk, 4, order)
+        w_psi = half[..., None] * wt / (2.0 * math.pi)
+        cu = a[:, None, None] * jnp.cos(psi)
+        cv = b[:, None, None] * jnp.cos(psi - th[:, None, None])
+        radial = (fn(cu[..., None] * r) * fn(cv[..., None] * r)) @ wr
+        return jnp.sum(radial * w_psi, (-1, -2))
+
+    blocks = [x.reshape(-1, _CHUNK) for x in flat]
+    out = jax.lax.map(chunk, tuple(blocks)).reshape(-1)[:size]
+    return out.reshape(shape)
+
+
+def _derivative(sigma):
+    return jnp.vectorize(jax.grad(sigma))
+
+
+def _closed_form(sigma, derivative: bool):
+    """The closed-form two-point function of ``sigma`` (or of its derivative), or None."""
+    name = name_of(sigma)
+    order = 0 if derivative else 1
+    if name == "relu":
+        return lambda qx, qy, c: arccos_expectation(order, qx, qy, c)
+    slope = leaky_slope(sigma)
+    if slope is not None:
+        return lambda qx, qy, c: _ab_relu(slope, 1.0, order, qx, qy, c)
+    if name == "erf":
+        return _erf_derivative_two_point if derivative else _erf_two_point
+    if name == "linear":
+        return (lambda qx, qy, c: jnp.ones_like(c)) if derivative else (lambda qx, qy, c: c)
+    return None
+
+
+def two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER) -> jax.Array:
+    """``E sigma(u) sigma(v)``, ``(u, v) ~ N(0, [[qx, c], [c, qy]])``, elementwise (K-3..K-6).
+
+    Closed form for relu, leaky_relu, erf and linear; otherwise the polar quadrature (K-6)
+    with ``order`` angular nodes per arc: round-off accuracy for activations smooth away
+    from 0 (kinks at 0 included); a kink elsewhere converges slowly.
+    """
+    sigma = get_activation(activation)
+    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
+    exact = _closed_form(sigma, derivative=False)
+    if exact is not None:
+        return exact(qx, qy, c)
+    return _quadrature(sigma, qx, qy, c, order)
+
+
+def derivative_two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER):
+    """``E sigma'(u) sigma'(v)`` (the NTK's derivative kernel), as :func:`two_point`;
+    the quadrature path takes sigma' from autodiff."""
+    sigma = get_activation(activation)
+    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
+    exact = _closed_form(sigma, derivative=True)
+    if exact is not None:
+        return exact(qx, qy, c)
+    return _quadrature(_derivative(sigma), qx, qy, c, order)

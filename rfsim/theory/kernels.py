@@ -1,0 +1,381 @@
+r"""Closed-form kernels of infinitely wide networks: NNGP and NTK of any depth.
+
+Implements theory/kernels.md, Eqs. (K-7)–(K-12); the Gaussian expectations they need are
+(K-1)–(K-6) in :mod:`rfsim.theory.gaussian`.
+
+Network (K-7), ``depth`` = number of hidden layers, a scalar readout on top, every
+parameter N(0, 1) ("ntk" parameterization):
+
+.. math:: h^1 = \frac{\sigma_w}{\sqrt d} W^1 x + \sigma_b b^1,\quad
+          h^{l+1} = \frac{\sigma_w}{\sqrt{n_l}} W^{l+1}\phi(h^l) + \sigma_b b^{l+1},
+          \quad f = h^{depth+1}.
+
+NNGP (K-8): ``K^1 = w^2 x.x'/d + b^2``, ``K^{l+1} = w^2 E[phi(u)phi(v)] + b^2`` under
+``(u, v) ~ N(0, K^l)``.  NTK (K-9): ``Theta^1 = K^1``, ``Theta^{l+1} = K^{l+1} + w^2
+Theta^l E[phi'(u)phi'(v)]``.  The output kernels are ``K^{depth+1}``, ``Theta^{depth+1}``.
+In the "standard" parameterization (K-10) the NNGP is the same and
+``Theta^{l+1} = n_l E[phi phi] + w^2 Theta^l E[phi' phi'] + [bias]`` with
+``Theta^1 = x.x' + [bias]``: it needs the finite ``width``.  These are the kernels of
+neural-tangents' ``stax.serial(*[Dense(n, W_std, b_std), Act()] * depth, Dense(1, W_std,
+b_std))``.
+
+Also here, the one-layer expected kernels of random features (moved from
+``rfsim.features``, which re-exports them): :func:`arccos_kernel`, :func:`erf_kernel`,
+:func:`expected_kernel` and the Gaussian (RBF) kernel :func:`gaussian_kernel`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfsim.activations import get_activation, name_of
+from rfsim.theory.gaussian import (
+    QUADRATURE_ORDER,
+    arccos_expectation,
+    derivative_two_point,
+    two_point,
+)
+from rfsim.validation import (
+    closest,
+    float_dtype,
+    require_batch,
+    require_int,
+    require_nonnegative,
+    require_positive,
+)
+
+__all__ = [
+    "PARAMETERIZATIONS",
+    "Kernels",
+    "arccos_kernel",
+    "erf_kernel",
+    "expected_kernel",
+    "gaussian_kernel",
+    "kernels",
+    "nngp",
+    "ntk",
+]
+
+PARAMETERIZATIONS = ("ntk", "standard")
+MAX_DEPTH = 10_000
+
+
+class Kernels(NamedTuple):
+    """Output kernels of the network: ``nngp`` (K-8) and ``ntk`` (K-9 or K-10); ``ntk``
+    is None when only the NNGP was asked for."""
+
+    nngp: jax.Array
+    ntk: jax.Array | None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _moments(x2, y2):
+    """(q_x, q_y, c) = (||x||^2/d, ||y||^2/d, x.y/d): (n,), (m,), (n, m)."""
+    d = x2.shape[-1]
+    return jnp.sum(x2 * x2, -1) / d, jnp.sum(y2 * y2, -1) / d, (x2 @ y2.T) / d
+
+
+def _pairwise(core, x, y, *args):
+    """Validate x, y, run the jitted ``core`` on 2-D batches, drop the axes of 1-D inputs."""
+    x = require_batch("x", x)
+    y = require_batch("y", y, x.shape[-1], other="x's features")
+    out = core(jnp.atleast_2d(x), jnp.atleast_2d(y), *args)
+    if y.ndim == 1:
+        out = out[:, 0]
+    if x.ndim == 1:
+        out = out[0]
+    return out
+
+
+# --------------------------------------------------------------------------- one layer
+
+
+@partial(jax.jit, static_argnums=2)
+def _arccos_core(x2, y2, order: int):
+    qx, qy, c = _moments(x2, y2)
+    return arccos_expectation(order, qx[:, None], qy[None, :], c)
+
+
+def arccos_kernel(x, y, order: int = 1) -> jax.Array:
+    """E_w[Theta(u) Theta(v) u^n v^n], u = w.x/sqrt(d), v = w.y/sqrt(d), w ~ N(0, I_d).
+
+    = (q_x q_y)^{n/2} J_n(theta) / (2 pi) with q = ||.||^2/d (theory/kernels.md K-2;
+    Cho & Saul 2009's arc-cosine kernel k_n, halved and with the 1/d scaling).
+    order=1 is the relu kernel, order=0 the step-function kernel.
+    (n, d), (m, d) -> (n, m); a (d,) argument drops the corresponding axis.
+    """
+    if isinstance(order, bool) or order not in (0, 1, 2):
+        raise ValueError(f"order must be one of [0, 1, 2], got {order!r}")
+    return _pairwise(_arccos_core, x, y, int(order))
+
+
+@jax.jit
+def _erf_core(x2, y2):
+    qx, qy, c = _moments(x2, y2)
+    return two_point("erf", qx[:, None], qy[None, :], c)
+
+
+def erf_kernel(x, y) -> jax.Array:
+    """E_w erf(u) erf(v) = (2/pi) arcsin(2c / sqrt((1 + 2 q_x)(1 + 2 q_y))) (Williams 1997;
+    K-5), u = w.x/sqrt(d), v = w.y/sqrt(d), q = ||.||^2/d, c = x.y/d.  Shapes as
+    :func:`arccos_kernel`."""
+    return _pairwise(_erf_core, x, y)
+
+
+@jax.jit
+def _linear_core(x2, y2):
+    return _moments(x2, y2)[2]
+
+
+_CLOSED_FORMS = ("erf", "linear", "relu")
+
+
+def expected_kernel(x, y, activation) -> jax.Array:
+    """K(x, y) = E_w sigma(w.x/sqrt d) sigma(w.y/sqrt d), w ~ N(0, I_d), in closed form.
+
+    relu: ``arccos_kernel(x, y, 1)``; erf: ``erf_kernel``; linear: x.y/d.  The N -> infinity
+    limit of ``random_features(x, W, a) @ random_features(y, W, a).T / N``.  For any
+    activation and depth see :func:`nngp` (this is its ``depth=1, w_std=1, b_std=0``
+    post-activation kernel, without the readout's ``w_std^2``).
+    """
+    name = name_of(get_activation(activation))
+    if name == "relu":
+        return arccos_kernel(x, y, 1)
+    if name == "erf":
+        return erf_kernel(x, y)
+    if name == "linear":
+        return _pairwise(_linear_core, x, y)
+    raise ValueError(
+        f"activation must be one of {list(_CLOSED_FORMS)} for a closed-form expected kernel, "
+        f"got {activation!r}"
+    )
+
+
+@jax.jit
+def _gaussian_kernel_core(x2, y2, bandwidth):
+    sq = (jnp.sum(x2**2, -1)[:, None] + jnp.sum(y2**2, -1)[None, :]) - 2.0 * (x2 @ y2.T)
+    # (sq / 2 bw) / bw, not sq / (2 bw^2): bw^2 under- or overflows first (float32 bandwidth
+    # 1e-20 made the diagonal 0/0 = NaN)
+    return jnp.exp(-(jnp.maximum(sq, 0.0) / (2.0 * bandwidth)) / bandwidth)
+
+
+def gaussian_kernel(x, y, bandwidth=1.0) -> jax.Array:
+    """k(x, y) = exp(-||x - y||^2 / (2 bandwidth^2)); (n, d), (m, d) -> (n, m).
+
+    ||x - y||^2 is expanded as ||x||^2 + ||y||^2 - 2 x.y and clipped at 0.
+    A (d,) argument drops the corresponding axis.
+    """
+    require_positive("bandwidth", bandwidth, float_dtype(x, y))
+    return _pairwise(_gaussian_kernel_core, x, y, bandwidth)
+
+
+# --------------------------------------------------------------------------- NNGP / NTK
+
+
+def _layer(sigma, qx, qy, c, order):
+    """Post-activation kernel and derivative kernel of one layer (K-8, K-9)."""
+    return (two_point(sigma, qx, qy, c, order=order),
+            derivative_two_point(sigma, qx, qy, c, order=order))
+
+
+def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, order,
+               diagonal, same=False):
+    """(K^{depth+1}, Theta^{depth+1}) for one block: qx (n,) and qy (m,) input variances
+    ||x||^2/d, c0 the block's x.x'/d ((n, m), or (n,) when ``diagonal``).  ``same``: the
+    block pairs a batch with itself, so its diagonal is pinned to the variance recursion
+    at every layer (theta = 0 exactly there; a one-ulp mismatch between a matmul and a sum
+    of squares would otherwise give theta ~ 1e-8 and an NTK diagonal off by ~1e-9)."""
+    w2 = w * w
+    b2 = 0.0 if b is None else b * b
+    bias_ntk = 0.0 if b is None else 1.0
+    vx, vy = w2 * qx + b2, w2 * (qx if same else qy) + b2  # variances of h^1 (vectors)
+    pin = (lambda M, v: jnp.fill_diagonal(M, v, inplace=False)) if same else (lambda M, v: M)
+    K = pin(w2 * c0 + b2, vx)
+    if want_ntk:  # Theta^1
+        T = K if not standard else (c0 * widths[0] + bias_ntk)
+    for l in range(depth):
+        # variances of the next layer: vectors, cheap (on the diagonal they are the kernel)
+        vx_post = two_point(sigma, vx, vx, vx, order=order)
+        if diagonal:
+            post, vy_post = vx_post, vx_post
+            deriv = derivative_two_point(sigma, vx, vx, vx, order=order) if want_ntk else None
+        else:
+            vy_post = vx_post if same else two_point(sigma, vy, vy, vy, order=order)
+            ex, ey = vx[:, None], vy[None, :]
+            post = two_point(sigma, ex, ey, K, order=order)
+            deriv = derivative_two_point(sigma, ex, ey, K, order=order) if want_ntk else None
+        K_new = w2 * post + b2
+        if want_ntk:
+            carried = w2 * T * deriv
+            T = (K_new + carried) if not standard else (widths[l + 1] * post + carried
+                                                        + bias_ntk)
+        vx, vy = w2 * vx_post + b2, w2 * vy_post + b2
+        K = pin(K_new, vx)
+    return K, (T if want_ntk else None)
+
+
+@partial(jax.jit, static_argnames=("depth", "sigma", "standard", "widths", "want_ntk",
+                                   "order", "diagonal", "has_bias", "same"))
+def _kernel_block(x1, x2, w, b, *, depth, sigma, standard, widths, want_ntk, order, diagonal,
+                  has_bias, same=False):
+    d = x1.shape[-1]
+    qx = jnp.sum(x1 * x1, -1) / d
+    qy = jnp.sum(x2 * x2, -1) / d
+    c0 = qx if diagonal else (x1 @ x2.T) / d
+    return _recursion(qx, qy, c0, depth=depth, sigma=sigma, w=w, b=b if has_bias else None,
+                      standard=standard, widths=widths, want_ntk=want_ntk, order=order,
+                      diagonal=diagonal, same=same)
+
+
+def _resolve_widths(width, depth, d, standard, want_ntk):
+    """Fan-ins (d, n_1, ..., n_depth) for the standard NTK; None otherwise."""
+    if not (standard and want_ntk):
+        return None
+    if width is None:
+        raise ValueError("width is required for the NTK in the standard parameterization "
+                         "(it scales with the layer widths: K-10); pass width=n or a list "
+                         f"of {depth} widths, or use parameterization='ntk'")
+    if isinstance(width, (list, tuple)):
+        if len(width) != depth:
+            raise ValueError(f"width must be one integer or a list of depth={depth} widths, "
+                             f"got {len(width)} values")
+        for i, n in enumerate(width):
+            require_int(f"width[{i}]", n)
+        return (d, *[int(n) for n in width])
+    require_int("width", width)
+    return (d, *([int(width)] * depth))
+
+
+def _validate(x1, x2, depth, activation, w_std, b_std, parameterization, batch_size, order):
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
+        raise ValueError(f"depth must be an integer >= 0 (the number of hidden layers), "
+                         f"got {depth!r}")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"depth must be <= {MAX_DEPTH}, got {depth}")
+    sigma = get_activation(activation)
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {list(PARAMETERIZATIONS)}, got "
+                         f"{parameterization!r}" + closest(str(parameterization),
+                                                           PARAMETERIZATIONS))
+    x1 = require_batch("x1", x1, finite=True)
+    x2 = None if x2 is None else require_batch("x2", x2, x1.shape[-1], finite=True,
+                                              other="x1's features")
+    dtype = float_dtype(x1) if x2 is None else float_dtype(x1, x2)
+    require_nonnegative("w_std", w_std, dtype)
+    if b_std is not None:
+        require_nonnegative("b_std", b_std, dtype)
+    if batch_size is not None:
+        require_int("batch_size", batch_size)
+    require_int("order", order, minimum=2, maximum=1000)
+    return sigma, x1, x2
+
+
+def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
+            parameterization: str = "ntk", width=None, diagonal: bool = False,
+            batch_size: int | None = None, get=("nngp", "ntk"),
+            order: int = QUADRATURE_ORDER) -> Kernels:
+    """NNGP and NTK of the depth-``depth`` network (K-7)–(K-10) between rows of ``x1``
+    (n1, d) and ``x2`` (n2, d); ``x2=None`` means ``x1`` against itself (computed once).
+
+    Args:
+        depth: number of hidden layers (0 is the linear model ``w x/sqrt(d) + b``).
+        activation: a name (relu, leaky_relu, erf, linear in closed form; tanh, gelu,
+            softplus, sin by quadrature) or any jax-differentiable callable (quadrature,
+            derivative by autodiff, K-6).
+        w_std, b_std: weight and bias scales sigma_w, sigma_b (``b_std=None``: no biases).
+        parameterization: "ntk" (default) or "standard" (same NNGP; the NTK needs ``width``).
+        width: hidden width(s) for the standard NTK: an int or a list of ``depth`` ints.
+        diagonal: return only k(x_i, x_i) (vectors of length n1; ``x2`` must be None).
+        batch_size: evaluate in blocks of at most ``batch_size`` rows and columns.
+        get: "nngp", "ntk" or both (the NTK costs about twice the NNGP).
+        order: Gauss–Hermite order per axis for quadrature activations.
+    Returns:
+        :class:`Kernels` ``(nngp, ntk)`` (``ntk`` None when not asked for).
+    """
+    gets = (get,) if isinstance(get, str) else tuple(get)
+    if not gets or any(g not in ("nngp", "ntk") for g in gets):
+        raise ValueError(f"get must be 'nngp', 'ntk' or both, got {get!r}")
+    sigma, x1, x2 = _validate(x1, x2, depth, activation, w_std, b_std, parameterization,
+                              batch_size, order)
+    if diagonal and x2 is not None:
+        raise ValueError("diagonal=True computes k(x_i, x_i): pass x2=None")
+    want_ntk = "ntk" in gets
+    standard = parameterization == "standard"
+    x1_2d = jnp.atleast_2d(x1)
+    dtype = jnp.result_type(x1_2d.dtype, float) if x2 is None else jnp.result_type(
+        x1_2d.dtype, x2.dtype, float)
+    x1_2d = x1_2d.astype(dtype)
+    widths = _resolve_widths(width, depth, x1_2d.shape[-1], standard, want_ntk)
+    w = jnp.asarray(w_std, dtype)
+    b = jnp.asarray(0.0 if b_std is None else b_std, dtype)
+    static = dict(depth=int(depth), sigma=sigma, standard=standard, widths=widths,
+                  want_ntk=want_ntk, order=int(order), has_bias=b_std is not None)
+    if diagonal:
+        K, T = _blocks_diagonal(x1_2d, w, b, static, batch_size)
+    else:
+        x2_2d = x1_2d if x2 is None else jnp.atleast_2d(x2).astype(dtype)
+        K, T = _blocks(x1_2d, x2_2d, x2 is None, w, b, static, batch_size)
+    if x1.ndim == 1 and not diagonal:
+        K, T = K[0], (None if T is None else T[0])
+    if x2 is not None and x2.ndim == 1:
+        K, T = K[..., 0], (None if T is None else T[..., 0])
+    return Kernels(K if "nngp" in gets else None, T)
+
+
+def _blocks_diagonal(x, w, b, static, batch_size):
+    n = x.shape[0]
+    step = n if batch_size is None else batch_size
+    parts = [_kernel_block(x[i:i + step], x[i:i + step], w, b, diagonal=True, **static)
+             for i in range(0, n, step)]
+    K = jnp.concatenate([p[0] for p in parts])
+    T = None if parts[0][1] is None else jnp.concatenate([p[1] for p in parts])
+    return K, T
+
+
+def _blocks(x1, x2, symmetric, w, b, static, batch_size):
+    n1, n2 = x1.shape[0], x2.shape[0]
+    if batch_size is None or (n1 <= batch_size and n2 <= batch_size):
+        return _kernel_block(x1, x2, w, b, diagonal=False, same=symmetric, **static)
+    rows = range(0, n1, batch_size)
+    cols = range(0, n2, batch_size)
+    want_ntk = static["want_ntk"]
+    K_rows, T_rows = [], []
+    cache = {}
+    for i in rows:
+        K_row, T_row = [], []
+        for j in cols:
+            if symmetric and j < i:  # computed already as block (j, i): mirror it
+                Kb, Tb = cache[(j, i)]
+                Kb, Tb = Kb.T, (None if Tb is None else Tb.T)
+            else:
+                Kb, Tb = _kernel_block(x1[i:i + batch_size], x2[j:j + batch_size], w, b,
+                                       diagonal=False, same=symmetric and i == j, **static)
+                if symmetric:
+                    cache[(i, j)] = (Kb, Tb)
+            K_row.append(Kb)
+            T_row.append(Tb)
+        K_rows.append(jnp.concatenate(K_row, axis=1))
+        if want_ntk:
+            T_rows.append(jnp.concatenate(T_row, axis=1))
+    return jnp.concatenate(K_rows), (jnp.concatenate(T_rows) if want_ntk else None)
+
+
+def nngp(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
+         parameterization: str = "ntk", **options) -> jax.Array:
+    """The NNGP kernel (K-8) of the network of :func:`kernels` (same arguments)."""
+    return kernels(x1, x2, depth=depth, activation=activation, w_std=w_std, b_std=b_std,
+                   parameterization=parameterization, get="nngp", **options).nngp
+
+
+def ntk(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
+        parameterization: str = "ntk", **options) -> jax.Array:
+    """The NTK (K-9, or K-10 for ``parameterization="standard"``, which needs ``width``)."""
+    return kernels(x1, x2, depth=depth, activation=activation, w_std=w_std, b_std=b_std,
+                   parameterization=parameterization, get="ntk", **options).ntk
