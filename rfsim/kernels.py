@@ -63,7 +63,7 @@ import numpy as np
 from flax import nnx
 
 from rfsim.activations import Activation, get_activation
-from rfsim.validation import closest, require_finite, require_int, require_nonnegative
+from rfsim.validation import closest, is_concrete, require_int, require_nonnegative
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -114,20 +114,47 @@ class MLPSpec:
         return [self.w_std / math.sqrt(n) for n in self.dims[:-1]]
 
 
+def _bucket(n: int) -> int:
+    """n rounded up to 2^k, 1.25 2^k, 1.5 2^k or 1.75 2^k (at most 25% more)."""
+    if n <= 64:
+        return 64
+    top = 1 << (n - 1).bit_length()
+    return min(b for b in (top // 8 * 5, top // 4 * 3, top // 8 * 7, top) if b >= n)
+
+
+def _shapes(spec: MLPSpec) -> list[tuple[int, ...]]:
+    dims, shapes = spec.dims, []
+    for l in range(spec.depth + 1):
+        shapes.append((dims[l], dims[l + 1]))
+        if spec.b_std is not None:
+            shapes.append((dims[l + 1],))
+    return shapes
+
+
 def _draw(key, spec: MLPSpec, dtype) -> tuple[list, list]:
-    """Initial weights (fan_in, fan_out) and biases of every layer, as stored."""
-    dims, scales = spec.dims, spec.scales()
-    keys = jax.random.split(key, 2 * (spec.depth + 1))
+    """Initial weights (fan_in, fan_out) and biases of every layer, as stored.
+
+    All parameters come from one draw of standard normals whose length is rounded up to a
+    few sizes (``_bucket``): networks of similar size share its compiled threefry kernel,
+    by far the slowest part of the initialization to compile."""
+    shapes = _shapes(spec)
+    total = sum(math.prod(s) for s in shapes)
+    return _unpack(spec, jax.random.normal(key, (_bucket(total),), dtype))
+
+
+@partial(jax.jit, static_argnums=0)
+def _unpack(spec: MLPSpec, z) -> tuple[list, list]:
+    scales = spec.scales()
     standard = spec.parameterization == "standard"
+    shapes = _shapes(spec)
+    offsets = np.cumsum([0] + [math.prod(s) for s in shapes])
+    arrays = [z[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes)]
     Ws, bs = [], []
     for l in range(spec.depth + 1):
-        W = jax.random.normal(keys[2 * l], (dims[l], dims[l + 1]), dtype)
+        W = arrays.pop(0)
         Ws.append(W * scales[l] if standard else W)
-        if spec.b_std is None:
-            bs.append(None)
-        else:
-            b = jax.random.normal(keys[2 * l + 1], (dims[l + 1],), dtype)
-            bs.append(b * spec.b_std if standard else b)
+        b = None if spec.b_std is None else arrays.pop(0)
+        bs.append(b * spec.b_std if standard and b is not None else b)
     return Ws, bs
 
 
@@ -334,7 +361,12 @@ def _check_x(name: str, x, spec: MLPSpec | None) -> jax.Array:
     if spec is not None and x.shape[1] != spec.d:
         raise ValueError(f"{name} has input dimension {x.shape[1]}, but the network was "
                          f"built for d={spec.d}")
-    require_finite(name, x)
+    if is_concrete(x):
+        bad = ~np.isfinite(np.asarray(x))
+        if bad.any():
+            idx = tuple(int(i[0]) for i in np.nonzero(bad))
+            raise ValueError(f"{name} must be finite, got {np.asarray(x)[idx]} at "
+                             f"{name}[{', '.join(map(str, idx))}]")
     return x
 
 
