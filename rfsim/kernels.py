@@ -40,7 +40,9 @@ Implementations of the empirical NTK
   with delta_{L+1} = 1, delta_l = phi'(h^l) * (W_eff^{l+1 T} delta_{l+1}); c_l = w_std /
   sqrt(n_{l-1}) and beta_l = b_std in the NTK parameterization, c_l = beta_l = 1 in the
   standard one (beta_l = 0 without biases).  Two matmuls per layer on the batch of
-  activations and backward vectors: this is the fast path.
+  activations and backward vectors: this is the fast path.  When x2 is None only the
+  upper triangle of row blocks is contracted.  (Depth 1, width 1024, d = 100, 1000 inputs,
+  float64: about 0.1 s on 2 CPU cores, bound by the two 1000 x 1024 x 1000 Gram products.)
 * ``"auto"``: structured for ``mlp`` networks, else jacobian when the Jacobians fit in
   1 GiB, else ntvp.
 
