@@ -229,9 +229,15 @@ def _kernel_block(x1, x2, w, b, *, depth, sigma, standard, widths, want_ntk, ord
     qx = jnp.sum(x1 * x1, -1) / d
     qy = jnp.sum(x2 * x2, -1) / d
     c0 = qx if diagonal else (x1 @ x2.T) / d
-    return _recursion(qx, qy, c0, depth=depth, sigma=sigma, w=w, b=b if has_bias else None,
+    if same and not diagonal:
+        c0 = 0.5 * (c0 + c0.T)  # exactly symmetric, so every layer's kernel is too
+    K, T = _recursion(qx, qy, c0, depth=depth, sigma=sigma, w=w, b=b if has_bias else None,
                       standard=standard, widths=widths, want_ntk=want_ntk, order=order,
                       diagonal=diagonal, same=same)
+    if same and not diagonal:  # vectorized loops may round entries (i, j), (j, i) differently
+        K = 0.5 * (K + K.T)
+        T = None if T is None else 0.5 * (T + T.T)
+    return K, T
 
 
 def _resolve_widths(width, depth, d, standard, want_ntk):
