@@ -1,0 +1,384 @@
+r"""Kernel ridge regression on the sphere: Mercer spectra of dot-product kernels, harmonic
+targets and the eigenlearning prediction with multiplicities and the spectrum's tail.
+
+Implements theory/sphere.md, Eqs. (S-1)–(S-9); the risk itself is
+:func:`rfsim.theory.ridge.krr_risk`, theory/ridge.md (R-9)–(R-12).  Conventions:
+
+* inputs ``x`` uniform on the sphere of radius ``sqrt(d)`` in R^d (``||x||^2/d = 1``);
+* a dot-product kernel ``k(x, x') = kfun(t)``, ``t = x.x'/d`` in [-1, 1], ``kfun`` a
+  vectorized float64 NumPy callable;
+* Mercer decomposition w.r.t. the uniform probability measure:
+  ``k(x, x') = sum_l lambda_l sum_{m <= N(d, l)} Y_lm(x) Y_lm(x')``, ``Y_lm`` orthonormal;
+* ``P_l`` the degree-l Gegenbauer polynomial for dimension d, normalized ``P_l(1) = 1``.
+
+Example (the order-1 arc-cosine kernel: degree 3 is not in its span)::
+
+    >>> lam = kernel_eigenvalues(arccos_kernel(1), 3, 5)
+    >>> bool(abs(lam[3]) < 1e-13 and abs(lam[1] - 1 / 12) < 1e-13)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfsim.theory.ridge import RidgeRisk, krr_risk
+from rfsim.validation import (
+    require,
+    require_finite,
+    require_int,
+    require_nonnegative,
+)
+
+__all__ = [
+    "HarmonicTarget",
+    "SphereSpectrum",
+    "arccos_kernel",
+    "degree_power",
+    "exp_kernel_eigenvalues",
+    "gegenbauer",
+    "harmonic_target",
+    "kernel_eigenvalues",
+    "kernel_spectrum",
+    "krr_risk",
+    "multiplicities",
+    "multiplicity",
+    "sphere_krr_risk",
+    "sphere_points",
+    "t_quadrature",
+    "trace_residual",
+]
+
+_PANEL_NODES = 40  # Gauss-Legendre nodes per panel in theta (numpy's nodes are exact here)
+
+
+def _check_d(d) -> None:
+    require_int("d", d, minimum=2)
+
+
+def _check_degree(name, L) -> None:
+    require_int(name, L, minimum=0)
+
+
+# --------------------------------------------------------------------------- (S-1), (S-2)
+
+
+def multiplicity(d: int, l: int) -> int:
+    """``N(d, l)``, the dimension of the degree-l spherical harmonics on S^{d-1} (S-1):
+    ``C(l+d-1, d-1) - C(l+d-3, d-1)`` = ``(2l+d-2)/l C(l+d-3, l-1)`` (``N(d, 0) = 1``), exact."""
+    _check_d(d)
+    _check_degree("l", l)
+    return math.comb(l + d - 1, d - 1) - (math.comb(l + d - 3, d - 1) if l >= 2 else 0)
+
+
+def multiplicities(d: int, L: int) -> np.ndarray:
+    """``[N(d, 0), ..., N(d, L)]`` as float64 (S-1)."""
+    _check_degree("L", L)
+    return np.array([float(multiplicity(d, l)) for l in range(L + 1)])
+
+
+def _gegenbauer_rows(L: int, d: int, t) -> list:
+    """``[P_0(t), ..., P_L(t)]`` by the three-term recurrence (S-2); arithmetic only, so it
+    serves NumPy and JAX arrays alike."""
+    rows = [t * 0 + 1, t]
+    for l in range(1, L):
+        rows.append(((2 * l + d - 2) * t * rows[l] - l * rows[l - 1]) / (l + d - 2))
+    return rows[: L + 1]
+
+
+def gegenbauer(L: int, d: int, t) -> np.ndarray:
+    """``P_l(t)`` for ``l = 0..L``, shape ``(L+1,) + t.shape`` (S-2): the Gegenbauer
+    polynomials ``C_l^{(d-2)/2}`` normalized to ``P_l(1) = 1`` (Legendre at d = 3, Chebyshev
+    at d = 2), from ``(l+d-2) P_{l+1} = (2l+d-2) t P_l - l P_{l-1}``, stable on [-1, 1]."""
+    _check_d(d)
+    _check_degree("L", L)
+    return np.stack(_gegenbauer_rows(L, d, np.asarray(t, dtype=float)))
+
+
+# --------------------------------------------------------------------------- (S-3), (S-4)
+
+
+def t_quadrature(d: int, L: int, panels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``t_i`` and probability weights ``w_i`` for ``E_t[g(t)]`` under the density of
+    ``t = x.u/d``, ``∝ (1 - t^2)^((d-3)/2)`` (S-3).
+
+    Integrated in ``theta = arccos t``, where the weight is ``sin^(d-2) theta`` on [0, pi] and
+    the arc-cosine kernels are analytic (their ``arccos t`` and ``sqrt(1 - t^2)`` are
+    ``theta`` and ``sin theta``): composite Gauss–Legendre, ``panels`` equal panels of 40
+    nodes (default enough for ``P_l``, ``l <= L``, times a smooth kernel: one panel per 8
+    degrees, at least 4).  The weights are normalized to sum to 1, so no Gamma functions.
+    """
+    _check_d(d)
+    _check_degree("L", L)
+    if panels is None:
+        panels = max(4, -(-(L + d) // 8) + 2)
+    require_int("panels", panels, minimum=1)
+    x, gw = np.polynomial.legendre.leggauss(_PANEL_NODES)
+    edges = np.linspace(0.0, math.pi, panels + 1)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    theta = (mid[:, None] + half[:, None] * x[None, :]).ravel()
+    w = (half[:, None] * gw[None, :]).ravel() * np.sin(theta) ** (d - 2)
+    return np.cos(theta), w / w.sum()
+
+
+def _kernel_values(kfun: Callable, t: np.ndarray) -> np.ndarray:
+    k = np.asarray(kfun(t), dtype=float)
+    if k.shape != t.shape:
+        raise ValueError(f"kfun must be vectorized: kfun(t) for t of shape {t.shape} returned "
+                         f"shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        bad = t[~np.isfinite(k)][0]
+        raise ValueError(f"kfun must be finite on [-1, 1], got kfun({bad:g}) = "
+                         f"{k[~np.isfinite(k)][0]}")
+    return k
+
+
+def _funk_hecke(kfun: Callable, d: int, L: int, panels: int | None):
+    """``(lambda_0..lambda_L, err_0..err_L, E k^2, k(1))`` by (S-4) on the rule of
+    :func:`t_quadrature`; ``err_l = eps sum_i |w_i k(t_i) P_l(t_i)|`` is the scale of the
+    round-off in ``lambda_l``."""
+    t, w = t_quadrature(d, L, panels)
+    k = _kernel_values(kfun, t)
+    wk = w * k
+    awk = np.abs(wk)
+    lam = np.empty(L + 1)
+    err = np.empty(L + 1)
+    p_prev, p = np.ones_like(t), t
+    lam[0], err[0] = wk.sum(), awk.sum()
+    for l in range(1, L + 1):  # (S-2) inline: no (L+1) x nodes table
+        lam[l], err[l] = wk @ p, awk @ np.abs(p)
+        p_prev, p = p, ((2 * l + d - 2) * t * p - l * p_prev) / (l + d - 2)
+    k1 = float(_kernel_values(kfun, np.ones(1))[0])
+    return lam, err * np.finfo(float).eps, float(wk @ k), k1
+
+
+def kernel_eigenvalues(kfun: Callable, d: int, L: int, *, panels: int | None = None
+                       ) -> np.ndarray:
+    """Mercer eigenvalues ``lambda_0..lambda_L`` of ``kfun(x.x'/d)`` on the sphere of radius
+    ``sqrt(d)`` by Funk–Hecke (S-4), ``lambda_l = E_t[kfun(t) P_l(t)]``.
+
+    Accurate to ~1e-15 ``max|kfun|`` absolute for kernels analytic in ``theta = arccos t``
+    (polynomials, ``exp``, the arc-cosine kernels; checked against closed forms to 1e-12);
+    eigenvalues below that are round-off, not relative accuracy.  Raw values: an exact 0
+    comes back as ~1e-17 of either sign (:func:`kernel_spectrum` cleans them).
+    """
+    _check_d(d)
+    _check_degree("L", L)
+    return _funk_hecke(kfun, d, L, panels)[0]
+
+
+def exp_kernel_eigenvalues(d: int, L: int, scale: float = 1.0) -> np.ndarray:
+    """Closed form (S-5) for ``kfun(t) = exp(scale t)``:
+    ``lambda_l = Gamma(d/2) (2/scale)^(d/2-1) I_{l+d/2-1}(scale)``."""
+    from scipy.special import gammaln, ive
+
+    _check_d(d)
+    _check_degree("L", L)
+    require("scale", scale, lambda a: a > 0, "> 0")
+    a = 0.5 * d - 1.0
+    l = np.arange(L + 1)
+    log_pre = gammaln(0.5 * d) + a * math.log(2.0 / scale) + scale  # ive = iv e^-scale
+    return np.exp(log_pre) * ive(l + a, scale)
+
+
+def arccos_kernel(order: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The arc-cosine kernel ``kfun`` of Cho & Saul (2009) for ``order`` 0 or 1 (S-6):
+    ``(pi - arccos t)/(2 pi)`` (``E[step(w.x) step(w.x')]``) and
+    ``(sqrt(1 - t^2) + (pi - arccos t) t)/(2 pi)`` (``E[relu(w.x) relu(w.x')]``,
+    ``w ~ N(0, I/d)``), ``t`` clipped to [-1, 1]."""
+    if order not in (0, 1) or isinstance(order, bool):
+        raise ValueError(f"order must be 0 or 1, got {order!r}")
+
+    def k0(t):
+        t = np.clip(t, -1.0, 1.0)
+        return (math.pi - np.arccos(t)) / (2 * math.pi)
+
+    def k1(t):
+        t = np.clip(t, -1.0, 1.0)
+        return (np.sqrt(1.0 - t * t) + (math.pi - np.arccos(t)) * t) / (2 * math.pi)
+
+    return k0 if order == 0 else k1
+
+
+# --------------------------------------------------------------------------- (S-7)
+
+
+class SphereSpectrum(NamedTuple):
+    """The first ``L+1`` degrees of a dot-product kernel's spectrum and the rest's moments.
+
+    eigenvalues: ``lambda_l``, ``l = 0..L`` (S-4), those within round-off of 0 set to 0;
+    multiplicities: ``N(d, l)`` (S-1);
+    tail: ``(T1, T2)`` (S-7), ``T1 = kfun(1) - sum N lambda``, ``T2 = E kfun^2 - sum N lambda^2``
+    (``T1 = 0`` where below ``trace_error``, ``T2 = 0`` where below ``16 eps E kfun^2``);
+    trace: ``kfun(1)``; second_moment: ``E_t[kfun(t)^2]``;
+    trace_error: a bound on the round-off in ``T1`` (``sum_l N(d, l)`` times the round-off
+    scale of ``lambda_l``), large only where the multiplicities are astronomical (high d and
+    L): keep it well below ``n kappa``.
+    """
+
+    eigenvalues: np.ndarray
+    multiplicities: np.ndarray
+    tail: tuple[float, float]
+    trace: float
+    second_moment: float
+    trace_error: float
+
+
+def kernel_spectrum(kfun: Callable, d: int, L: int, *, panels: int | None = None
+                    ) -> SphereSpectrum:
+    """Eigenvalues to degree L, multiplicities and the tail moments (S-7) of ``kfun``.
+
+    An eigenvalue within its round-off ``tol_l = 4 (l+1) eps sum_i |w_i k(t_i) P_l(t_i)|``
+    (the recurrence's error grows like l) of 0 is set to 0 -- the exact zeros, and eigenvalues
+    too small to resolve in float64, whose trace then counts in the tail.  One below
+    ``-tol_l`` means the kernel is not positive semi-definite (or not smooth in
+    ``arccos t``, so the quadrature has not converged): ``ValueError``.
+    """
+    _check_d(d)
+    _check_degree("L", L)
+    lam, err, second, k1 = _funk_hecke(kfun, d, L, panels)
+    tol = 4.0 * np.arange(1, L + 2) * err
+    if (lam < -tol).any():
+        l = int(np.nonzero(lam < -tol)[0][0])
+        raise ValueError(f"eigenvalues[{l}] = {lam[l]:g} < 0 beyond round-off ({tol[l]:.2g}): "
+                         f"kfun is not a positive semi-definite kernel on the sphere in d = {d}"
+                         " (or is not smooth in arccos t and needs more panels)")
+    lam = np.where(np.abs(lam) <= tol, 0.0, lam)
+    N = multiplicities(d, L)
+    eps = np.finfo(float).eps
+    trace_error = float(N @ tol) + 16 * eps * abs(k1)
+    t1 = k1 - float(N @ lam)
+    t1 = t1 if t1 > trace_error else 0.0  # below its own round-off: no tail to speak of
+    t2 = second - float(N @ lam**2)
+    t2 = t2 if t1 > 0 and t2 > 16 * eps * second else 0.0
+    return SphereSpectrum(lam, N, (t1, t2), k1, second, trace_error)
+
+
+def trace_residual(kfun: Callable, d: int, L: int, *, panels: int | None = None) -> float:
+    """``kfun(1) - sum_{l<=L} N(d, l) lambda_l`` (S-7), the trace left beyond degree L: 0 to
+    round-off for a polynomial of degree <= L, ``-> 0`` as ``L -> inf`` for any continuous
+    positive-definite kernel (Mercer), at the rate of its spectrum's tail."""
+    lam, _, _, k1 = _funk_hecke(kfun, d, L, panels)
+    return k1 - float(multiplicities(d, L) @ lam)
+
+
+# --------------------------------------------------------------------------- (S-8)
+
+
+def sphere_points(key, n: int, d: int, dtype=None) -> jax.Array:
+    """``n`` points uniform on the sphere of radius ``sqrt(d)`` in R^d, shape ``(n, d)``."""
+    _check_d(d)
+    require_int("n", n, minimum=1)
+    g = jax.random.normal(key, (n, d), dtype=dtype or jnp.result_type(float))
+    return g * (math.sqrt(d) / jnp.linalg.norm(g, axis=-1, keepdims=True))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _harmonic_eval(x, centres, coeffs, d, degrees):
+    """(S-8) at ``x`` (..., d): one compiled program per shape, dimension and degree list."""
+    t = jnp.einsum("...i,gji->...gj", x, centres.astype(x.dtype)) / d
+    rows = _gegenbauer_rows(max(degrees), d, t)
+    out = jnp.zeros(x.shape[:-1], x.dtype)
+    for g, l in enumerate(degrees):
+        out = out + rows[l][..., g, :] @ coeffs[g].astype(x.dtype)
+    return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HarmonicTarget:
+    """``f*(x) = sum_g sum_j coeffs[g, j] P_{degrees[g]}(x.centres[g, j]/d)`` (S-8), with
+    ``E_x f_g(x)^2 = powers[g]`` exactly.  Calling it on ``x`` of shape ``(..., d)`` returns
+    shape ``(...)``; the call is pure and jittable (``jax.jit(target)``)."""
+
+    d: int
+    degrees: tuple[int, ...]
+    powers: tuple[float, ...]
+    centres: np.ndarray  # (len(degrees), n_centers, d), |u| = sqrt(d)
+    coeffs: np.ndarray  # (len(degrees), n_centers)
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        return _harmonic_eval(x, jnp.asarray(self.centres), jnp.asarray(self.coeffs), self.d,
+                              self.degrees)
+
+    def power(self, L: int) -> np.ndarray:
+        """Per-degree target power ``P_l``, ``l = 0..L`` (S-9), for :func:`krr_risk`."""
+        return degree_power(self.degrees, self.powers, L)
+
+
+def degree_power(degrees: Sequence[int], powers: Sequence[float], L: int) -> np.ndarray:
+    """``P_l`` for ``l = 0..L``: ``powers[i]`` at ``degrees[i]``, 0 elsewhere (S-9)."""
+    _check_degree("L", L)
+    degrees, powers = _check_target(degrees, powers)
+    if max(degrees) > L:
+        raise ValueError(f"degrees must be <= L = {L} (the theory's truncation), got "
+                         f"{max(degrees)}; raise L")
+    out = np.zeros(L + 1)
+    out[list(degrees)] = powers
+    return out
+
+
+def _check_target(degrees, powers):
+    degrees = tuple(degrees)
+    for i, l in enumerate(degrees):
+        require_int(f"degrees[{i}]", l, minimum=0)
+    if not degrees:
+        raise ValueError("degrees must list at least one degree, got ()")
+    if len(set(degrees)) != len(degrees):
+        raise ValueError(f"degrees must be distinct, got {degrees}")
+    require_finite("powers", powers)
+    require_nonnegative("powers", powers)
+    powers = tuple(float(p) for p in np.atleast_1d(np.asarray(powers, dtype=float)))
+    if len(powers) != len(degrees):
+        raise ValueError(f"powers must have one entry per degree ({len(degrees)}), got "
+                         f"{len(powers)}")
+    return tuple(int(l) for l in degrees), powers
+
+
+def harmonic_target(key, d: int, degrees: Sequence[int], powers: Sequence[float], *,
+                    n_centers: int = 16) -> HarmonicTarget:
+    """A random target ``f* = sum_l f_l`` with ``f_l`` a degree-l spherical harmonic of power
+    ``E f_l^2 = powers[l]`` exactly (S-8).
+
+    ``f_l(x) = sum_j a_lj P_l(x.u_lj/d)``, centres ``u_lj`` uniform on the sphere of radius
+    ``sqrt(d)``, ``a_l ~ N(0, I)`` then rescaled so that ``a_l^T G_l a_l = powers[l]`` with the
+    Gram ``G_l[j, k] = P_l(u_lj.u_lk/d)/N(d, l)`` (addition theorem; degrees are
+    orthogonal).  Each degree uses ``n_centers`` centres (a degree-l harmonic of this form
+    spans ``min(n_centers, N(d, l))`` dimensions).
+    """
+    _check_d(d)
+    require_int("n_centers", n_centers, minimum=1)
+    degrees, powers = _check_target(degrees, powers)
+    k_u, k_a = jax.random.split(key)
+    u = np.array(sphere_points(k_u, len(degrees) * n_centers, d), dtype=float)
+    u = u.reshape(len(degrees), n_centers, d)
+    u *= math.sqrt(d) / np.linalg.norm(u, axis=-1, keepdims=True)  # exact in float64
+    a = np.array(jax.random.normal(k_a, (len(degrees), n_centers)), dtype=float)
+    for g, (l, p) in enumerate(zip(degrees, powers)):
+        gram = gegenbauer(l, d, np.clip(u[g] @ u[g].T / d, -1.0, 1.0))[l] / multiplicity(d, l)
+        norm2 = float(a[g] @ gram @ a[g])
+        a[g] = a[g] * math.sqrt(p / norm2) if p > 0 else 0.0
+    return HarmonicTarget(d, degrees, powers, u, a)
+
+
+# --------------------------------------------------------------------------- convenience
+
+
+def sphere_krr_risk(spectrum: SphereSpectrum, target_power, *, n, ridge, noise=0.0,
+                    tail: bool = True) -> RidgeRisk:
+    """:func:`krr_risk` for a :class:`SphereSpectrum` (degree groups weighted by ``N(d, l)``,
+    its tail moments entered by (R-11) unless ``tail=False``); ``target_power`` per degree,
+    length ``L+1`` (:meth:`HarmonicTarget.power`)."""
+    lam, N = spectrum.eigenvalues, spectrum.multiplicities
+    t = spectrum.tail if tail else (0.0, 0.0)
+    return krr_risk(lam, N, target_power, n=n, ridge=ridge, noise=noise, tail=t)
