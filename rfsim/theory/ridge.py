@@ -1,6 +1,8 @@
 r"""Deterministic equivalent of linear (and kernel) ridge regression.
 
-Implements theory/ridge.md, Eqs. (R-1)–(R-8).  Conventions:
+Implements theory/ridge.md, Eqs. (R-1)–(R-12): (R-9)–(R-12) are :func:`krr_risk`, the
+same fixed point with multiplicity weights, unlearnable target power and a spectral tail.
+Conventions:
 
 * features ``x ~ N(0, diag(s))``, target ``y = <beta, x> + eps`` with ``Var eps = noise``;
   ``target_coeffs`` are beta's components in the eigenbasis of the covariance;
