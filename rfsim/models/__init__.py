@@ -63,13 +63,15 @@ class Model:
 
 _REGISTRY: dict[str, Model] = {}
 
-# Families that register themselves on import; imported lazily by get_model/available.
-_BUILTIN = (
-    "rfsim.models.linear_ridge",
-    "rfsim.models.rf_ridge",
-    "rfsim.models.rf_gaussian",
-    "rfsim.models.deep_rf",
-)
+
+
+def _builtin_modules() -> list[str]:
+    """Every module in this package registers its family on import: a new family is a new
+    file here, with no list to edit."""
+    import pkgutil
+
+    return [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)
+            if not m.name.startswith("_")]
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="",
@@ -81,7 +83,7 @@ def register(name, config, simulate, predict=None, *, metrics, description="",
 
 
 def _load_builtins() -> None:
-    for module in _BUILTIN:
+    for module in _builtin_modules():
         importlib.import_module(module)
 
 

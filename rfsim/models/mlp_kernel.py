@@ -1,0 +1,94 @@
+r"""Model family ``mlp-kernel``: how far a finite network's kernels are from their
+infinite-width limits (theory/kernels.md K-7 – K-11).
+
+One seed: ``n_inputs`` inputs uniform on the sphere of radius sqrt(d) (so ||x||^2/d = 1), a
+network of ``depth`` hidden layers of ``width`` units drawn at initialization
+(:func:`rfsim.kernels.mlp`, the conventions of K-7 / K-10), and
+
+* ``ntk_error = ||Theta_emp - Theta||_F / ||Theta||_F``: the empirical NTK (all parameters'
+  gradients, :func:`rfsim.kernels.empirical_ntk`) against the closed form (K-9 / K-10);
+* ``nngp_error = ||K_cond - K||_F / ||K||_F``: the conditional NNGP of the drawn hidden
+  layers, ``w_std^2 phi(h^L).phi(h^L)'/width + b_std^2`` (the output covariance over the
+  readout weights alone, :func:`rfsim.kernels.conditional_nngp`), against the NNGP (K-8).
+
+Both are random with mean ``O(width^{-1/2})`` (the hidden layers' empirical kernels
+fluctuate like a sum of ``width`` i.i.d. terms; theory/kernels.md §2, regime of validity),
+which is what this family's ``rate`` checks test: the fitted log–log slope in width is -1/2.
+There is no per-point prediction (``predict`` is None): the closed form enters the metric.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rfsim.activations import ACTIVATIONS
+from rfsim.config import model_config, static
+from rfsim.features import sphere_inputs
+from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
+from rfsim.models import register
+from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
+from rfsim.validation import closest, require, require_int, require_nonnegative
+
+
+@model_config
+class MLPKernelConfig:
+    width: int = static(doc="hidden width n (every hidden layer)")
+    depth: int = static(1, doc="number of hidden layers (the readout is added on top)")
+    activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, leaky_relu, ...")
+    parameterization: str = static("ntk", doc="'ntk' or 'standard' (theory/kernels.md K-10)")
+    n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))")
+    d: int = static(8, doc="input dimension")
+    w_std: float = static(1.0, doc="weight scale sigma_w")
+    b_std: float = static(0.0, doc="bias scale sigma_b (biases always present)")
+
+    def validate(self):
+        require_int("width", self.width)
+        require_int("depth", self.depth, minimum=0, maximum=100)
+        require_int("n_inputs", self.n_inputs, minimum=2)
+        require_int("d", self.d)
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {list(PARAMETERIZATIONS)}, got "
+                             f"{self.parameterization!r}"
+                             + closest(str(self.parameterization), PARAMETERIZATIONS))
+        require("w_std", self.w_std, lambda a: a > 0, "> 0")
+        require_nonnegative("b_std", self.b_std)
+
+
+def _relative(a, b):
+    return jnp.linalg.norm(a - b) / jnp.linalg.norm(b)
+
+
+def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
+    """One network at initialization on one draw of inputs: relative Frobenius errors."""
+    k_x, k_w = jax.random.split(key)
+    x = sphere_inputs(k_x, cfg.n_inputs, cfg.d)
+    arch = dict(depth=cfg.depth, activation=cfg.activation, w_std=float(cfg.w_std),
+                b_std=float(cfg.b_std), parameterization=cfg.parameterization)
+    apply_fn, params = mlp(k_w, cfg.d, width=cfg.width, **arch)
+    limit = kernels(x, width=cfg.width, **arch)
+    return {
+        "ntk_error": _relative(empirical_ntk(apply_fn, params, x), limit.ntk),
+        "nngp_error": _relative(conditional_nngp(apply_fn, params, x), limit.nngp),
+    }
+
+
+def memory(cfg: MLPKernelConfig) -> int:
+    """Floats in the largest array of one seed: a hidden weight matrix, or the first
+    layer's, or the backward vectors of every layer."""
+    hidden = cfg.width * cfg.width if cfg.depth >= 2 else 0
+    return max(hidden, cfg.d * cfg.width, cfg.n_inputs * cfg.width * (cfg.depth + 1))
+
+
+MODEL = register(
+    "mlp-kernel",
+    MLPKernelConfig,
+    simulate,
+    None,
+    metrics=("ntk_error", "nngp_error"),
+    description="finite-width NTK/NNGP of an MLP against the infinite-width closed forms",
+    memory=memory,
+)
