@@ -218,26 +218,85 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
                                                         + bias_ntk)
         vx, vy = w2 * vx_post + b2, w2 * vy_post + b2
         K = pin(K_new, vx)
+        # one fused kernel per layer: without the barrier XLA fuses the layers together and
+        # recomputes earlier layers inside later ones (depth 3 NTK: 6x slower)
+        K, T, vx, vy = jax.lax.optimization_barrier((K, T if want_ntk else K, vx, vy))
     return K, (T if want_ntk else None)
+
+
+_TILE = 256  # rows and columns per tile: a tile's intermediates (512 KB each) stay in cache
+
+
+def _tile(xa, xb, qa, qb, w, b, *, same, **static):
+    """(K, Theta) for one tile from its inputs and their precomputed variances ||x||^2/d."""
+    c0 = (xa @ xb.T) / xa.shape[-1]
+    if same:
+        c0 = 0.5 * (c0 + c0.T)  # exactly symmetric, so every layer's kernel is too
+    K, T = _recursion(qa, qb, c0, w=w, b=b, same=same, diagonal=False, **static)
+    if same:  # vectorized loops may round entries (i, j), (j, i) differently
+        K = 0.5 * (K + K.T)
+        T = None if T is None else 0.5 * (T + T.T)
+    return K, T
+
+
+def _tiles(x, q, t):
+    pad = (-x.shape[0]) % t
+    x = jnp.pad(x, ((0, pad), (0, 0)))
+    q = jnp.pad(q, (0, pad))
+    return x.reshape(-1, t, x.shape[-1]), q.reshape(-1, t)
 
 
 @partial(jax.jit, static_argnames=("depth", "sigma", "standard", "widths", "want_ntk",
                                    "order", "diagonal", "has_bias", "same"))
 def _kernel_block(x1, x2, w, b, *, depth, sigma, standard, widths, want_ntk, order, diagonal,
                   has_bias, same=False):
+    """(K, Theta) of a block.  Large blocks run as a loop over 256 x 256 tiles (only those on
+    and above the diagonal when ``same``, K-12): the per-layer arithmetic then works in
+    cache instead of streaming n1 x n2 intermediates through memory (4x faster at 4000^2)."""
     d = x1.shape[-1]
-    qx = jnp.sum(x1 * x1, -1) / d
-    qy = jnp.sum(x2 * x2, -1) / d
-    c0 = qx if diagonal else (x1 @ x2.T) / d
-    if same and not diagonal:
-        c0 = 0.5 * (c0 + c0.T)  # exactly symmetric, so every layer's kernel is too
-    K, T = _recursion(qx, qy, c0, depth=depth, sigma=sigma, w=w, b=b if has_bias else None,
-                      standard=standard, widths=widths, want_ntk=want_ntk, order=order,
-                      diagonal=diagonal, same=same)
-    if same and not diagonal:  # vectorized loops may round entries (i, j), (j, i) differently
-        K = 0.5 * (K + K.T)
-        T = None if T is None else 0.5 * (T + T.T)
-    return K, T
+    static = dict(depth=depth, sigma=sigma, standard=standard, widths=widths,
+                  want_ntk=want_ntk, order=order, b=b if has_bias else None)
+    q1 = jnp.sum(x1 * x1, -1) / d
+    q2 = q1 if same else jnp.sum(x2 * x2, -1) / d
+    if diagonal:
+        return _recursion(q1, q1, q1, w=w, diagonal=True, **static)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    if n1 <= _TILE and n2 <= _TILE:
+        return _tile(x1, x2, q1, q2, w, same=same, **static)
+    t = _TILE
+    X1, Q1 = _tiles(x1, q1, t)
+    X2, Q2 = (X1, Q1) if same else _tiles(x2, q2, t)
+    nt1, nt2 = X1.shape[0], X2.shape[0]
+    if same:
+        I, J = np.triu_indices(nt1)
+    else:
+        I, J = (g.ravel() for g in np.meshgrid(np.arange(nt1), np.arange(nt2), indexing="ij"))
+    I, J = jnp.asarray(I, jnp.int32), jnp.asarray(J, jnp.int32)
+    n_out = 2 if want_ntk else 1
+
+    def body(k, outs):
+        i, j = I[k], J[k]
+        xa, xb = X1[i], X2[j]
+        qa, qb = Q1[i], Q2[j]
+        if same:  # a diagonal tile pins its diagonal and symmetrizes (K-11)
+            tiles = jax.lax.cond(i == j,
+                                 lambda: _tile(xa, xa, qa, qa, w, same=True, **static),
+                                 lambda: _tile(xa, xb, qa, qb, w, same=False, **static))
+        else:
+            tiles = _tile(xa, xb, qa, qb, w, same=False, **static)
+        new = []
+        for full, tile in zip(outs, tiles[:n_out]):
+            full = jax.lax.dynamic_update_slice(full, tile, (i * t, j * t))
+            if same:  # the mirror image below the diagonal (a no-op rewrite on the diagonal)
+                full = jax.lax.dynamic_update_slice(full, tile.T, (j * t, i * t))
+            new.append(full)
+        return tuple(new)
+
+    dtype = jnp.result_type(x1.dtype, w.dtype)
+    outs = tuple(jnp.zeros((nt1 * t, nt2 * t), dtype) for _ in range(n_out))
+    outs = jax.lax.fori_loop(0, I.shape[0], body, outs)
+    K = outs[0][:n1, :n2]
+    return K, (outs[1][:n1, :n2] if want_ntk else None)
 
 
 def _resolve_widths(width, depth, d, standard, want_ntk):
