@@ -1,0 +1,147 @@
+r"""Model family ``signal-propagation``: the length and correlation of two signals through a
+deep random network, layer by layer, against the mean-field maps
+(theory/signal_propagation.md SP-1, SP-2, SP-8; Poole et al. 2016, Schoenholz et al. 2017).
+
+One seed: one random network of ``depth`` hidden layers of ``width`` units, the conventions
+of theory/kernels.md (K-7):
+``h^1 = (w_std/sqrt d) W^1 x + b_std b^1``, ``h^{l+1} = (w_std/sqrt n) W^{l+1} phi(h^l) +
+b_std b^{l+1}``, every entry of ``W`` and ``b`` N(0, 1), a fresh draw per seed (layer ``l``
+from ``fold_in(key, l)``, generated inside the layer loop, so memory is one ``width^2``
+matrix whatever the depth).  It is applied to ``n_pairs`` pairs of inputs; each pair is
+built exactly: ``x = sqrt(q0 d) e_1``, ``x' = sqrt(q0 d)(c0 e_1 + sqrt(1 - c0^2) e_2)`` with
+``(e_1, e_2)`` a random orthonormal pair of R^d, so ``||x||^2/d = ||x'||^2/d = q0`` and
+their correlation is ``c0``.
+
+Metrics along the ``layer`` axis (coordinates ``1 ... depth``):
+
+* ``q``: the mean squared pre-activation ``(1/(2 n_pairs n)) sum ||h^l||^2`` over both
+  inputs of every pair;
+* ``c``: the mean over pairs of the correlation ``h^l.h'^l / (||h^l|| ||h'^l||)``.
+
+``predict``: :func:`rfsim.theory.signal_propagation.iterate_maps` from the same ``(q0, c0)``
+(SP-8): exact at infinite width.  At width ``n`` each layer adds a relative fluctuation
+``O(1/sqrt n)`` (``c`` of a pair is a ratio of sums of ``n`` terms) and a bias ``O(1/n)``
+(the maps are nonlinear); the deviations are carried forward by the maps' slopes
+(``dq'/dq`` and ``chi_c``), damped where the fixed point is stable and compounding only
+at criticality (theory/signal_propagation.md §3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.config import model_config, param, static
+from rfsim.models import register
+from rfsim.theory.signal_propagation import iterate_maps
+from rfsim.validation import closest, require, require_int, require_nonnegative
+
+MAX_DEPTH = 1000
+
+
+@model_config
+class SignalPropagationConfig:
+    width: int = static(1000, doc="hidden width n (every hidden layer)")
+    depth: int = static(50, doc="number of hidden layers L (metrics at layers 1..L)")
+    activation: str = static("tanh", doc="tanh, erf, relu, linear, leaky_relu, gelu, ...")
+    n_pairs: int = static(4, doc="input pairs per seed, all through the same network")
+    d: int = static(16, doc="input dimension (>= 2)")
+    w_std: float = param(1.0, doc="weight scale sigma_w")
+    b_std: float = param(0.0, doc="bias scale sigma_b")
+    q0: float = param(1.0, doc="input second moment ||x||^2/d of both inputs (> 0)")
+    c0: float = param(0.5, doc="input correlation of each pair, in [-1, 1]")
+
+    def validate(self):
+        require_int("width", self.width)
+        require_int("depth", self.depth, minimum=1, maximum=MAX_DEPTH)
+        require_int("n_pairs", self.n_pairs)
+        require_int("d", self.d, minimum=2)
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
+        require("w_std", self.w_std, lambda a: a > 0, "> 0")
+        require_nonnegative("b_std", self.b_std)
+        require("q0", self.q0, lambda a: a > 0, "> 0")
+        require("c0", self.c0, lambda a: (a >= -1) & (a <= 1), "in [-1, 1]")
+
+
+def coords(cfg: SignalPropagationConfig) -> dict[str, np.ndarray]:
+    return {"layer": np.arange(1, cfg.depth + 1)}
+
+
+def _pairs(key, cfg, dtype):
+    """(2 n_pairs, d): rows 2k and 2k+1 are a pair with norms^2/d = q0, correlation c0."""
+    g = jax.random.normal(key, (cfg.n_pairs, cfg.d, 2), dtype)
+    e, _ = jnp.linalg.qr(g)  # (n_pairs, d, 2): orthonormal columns
+    e1, e2 = e[..., 0], e[..., 1]
+    c0 = jnp.asarray(cfg.c0, dtype)
+    scale = jnp.sqrt(jnp.asarray(cfg.q0, dtype) * cfg.d)
+    x = scale * e1
+    y = scale * (c0 * e1 + jnp.sqrt(jnp.maximum(1.0 - c0 * c0, 0.0)) * e2)
+    return jnp.stack([x, y], axis=1).reshape(2 * cfg.n_pairs, cfg.d)
+
+
+def _stats(h):
+    """(q, c) of one layer's pre-activations h: (2 n_pairs, n)."""
+    sq = jnp.sum(h * h, axis=-1)
+    a, b = h[0::2], h[1::2]
+    corr = jnp.sum(a * b, -1) / jnp.sqrt(sq[0::2] * sq[1::2])
+    return jnp.mean(sq) / h.shape[-1], jnp.mean(corr)
+
+
+def simulate(key: jax.Array, cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
+    """One network, ``n_pairs`` input pairs: ``q`` and ``c`` at every layer."""
+    dtype = jnp.result_type(float)
+    sigma = get_activation(cfg.activation)
+    k_x, k_w = jax.random.split(key)
+    w = jnp.asarray(cfg.w_std, dtype)
+    b = jnp.asarray(cfg.b_std, dtype)
+    n = cfg.width
+    x = _pairs(k_x, cfg, dtype)
+
+    def layer(key, fan_in, inputs):
+        k_W, k_b = jax.random.split(key)
+        W = jax.random.normal(k_W, (n, fan_in), dtype)
+        bias = jax.random.normal(k_b, (n,), dtype)
+        return (w / math.sqrt(fan_in)) * (inputs @ W.T) + b * bias
+
+    h = layer(jax.random.fold_in(k_w, 1), cfg.d, x)
+
+    def step(h, l):
+        h = layer(jax.random.fold_in(k_w, l), n, sigma(h))
+        return h, _stats(h)
+
+    first = _stats(h)
+    _, (qs, cs) = jax.lax.scan(step, h, jnp.arange(2, cfg.depth + 1))
+    return {"q": jnp.concatenate([first[0][None], qs]),
+            "c": jnp.concatenate([first[1][None], cs])}
+
+
+def predict(cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
+    """The maps (SP-1, SP-2) iterated from the same ``(q0, c0)`` (SP-8)."""
+    q, c = iterate_maps(cfg.q0, cfg.c0, cfg.depth, activation=cfg.activation,
+                        w_std=cfg.w_std, b_std=cfg.b_std)
+    return {"q": q, "c": c}
+
+
+def memory(cfg: SignalPropagationConfig) -> int:
+    """Floats in the largest array of one seed: a weight matrix."""
+    return max(cfg.width * cfg.width, cfg.width * cfg.d)
+
+
+MODEL = register(
+    "signal-propagation",
+    SignalPropagationConfig,
+    simulate,
+    predict,
+    metrics=("q", "c"),
+    description="length q^l and correlation c^l of input pairs through a deep random "
+    "network vs the mean-field maps (Poole et al. 2016; Schoenholz et al. 2017)",
+    memory=memory,
+    axes={"q": "layer", "c": "layer"},
+    coords=coords,
+)
