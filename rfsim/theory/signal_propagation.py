@@ -243,7 +243,8 @@ def fixed_point_c(q_star, *, activation="tanh", w_std=1.0, b_std=0.0,
     q, w, b = jnp.broadcast_arrays(_f(q_star), _f(w_std), _f(b_std))
     ordered = chi_1(q, activation=sigma, w_std=w) <= 1.0 + 1e-12  # c = 1 stable
     one = partial(_fixed_c, activation=sigma, rounds=int(rounds))
-    c = jax.vmap(one)(q.ravel(), w.ravel(), b.ravel()).reshape(q.shape)
+    # one point at a time: a vmap would batch the 255-point quadrature over every point
+    c = jax.lax.map(lambda a: one(*a), (q.ravel(), w.ravel(), b.ravel())).reshape(q.shape)
     return jnp.where(ordered, jnp.ones_like(c), c)
 
 
