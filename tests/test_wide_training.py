@@ -25,9 +25,10 @@ STAT = {"kind": "statistical", "metric": "prediction_cv", "max_abs_z": 4.0, "rel
         "where": {"step": [32, 64]}}
 
 
-def _run(cfg, state, seeds=SEEDS):
+def _simulator(cfg):
+    """Seeds looped like the engine does; the state is an argument (compiled once)."""
     sim = jax.jit(lambda k, s: jax.lax.map(lambda kk: fam.simulate(kk, cfg, s), k))
-    return {k: np.asarray(v) for k, v in sim(keys(seeds, 3), state).items()}
+    return lambda state: {k: np.asarray(v) for k, v in sim(keys(SEEDS, 3), state).items()}
 
 
 def _rows(metric, width, out, theory, steps):
@@ -49,7 +50,8 @@ def _sweep():
         state = fam.init(None, cfg)
         wrong = {**state, "theta_dd": 1.1 * state["theta_dd"],
                  "theta_td": 1.1 * state["theta_td"]}
-        runs[width] = (cfg, state, _run(cfg, state), _run(cfg, wrong))
+        run = _simulator(cfg)
+        runs[width] = (cfg, state, run(state), run(wrong))
     return runs
 
 
