@@ -28,7 +28,7 @@ def _pair(q0, c0, d=6):
     return jnp.asarray(x)
 
 
-@pytest.mark.parametrize("activation", ["erf", "tanh"])
+@pytest.mark.parametrize("activation", ["erf", pytest.param("tanh", marks=pytest.mark.slow)])
 def test_iterates_are_the_normalized_nngp(activation):
     """(SP-8) = (K-8): q^l is the NNGP diagonal and c^l its normalized off-diagonal."""
     w, b, depth = 1.7, 0.4, 5
@@ -40,7 +40,7 @@ def test_iterates_are_the_normalized_nngp(activation):
         assert c[l - 1] == pytest.approx(K[0, 1] / K[0, 0], rel=1e-10)
 
 
-@pytest.mark.parametrize("activation", ["erf", "tanh"])
+@pytest.mark.parametrize("activation", ["erf", pytest.param("tanh", marks=pytest.mark.slow)])
 def test_correlation_map_at_the_fixed_point_is_the_nngp(activation):
     """Inputs scaled so that q^1 = q*: every layer stays at q*, and the correlation map
     (SP-2) with its fixed-point denominator is the NNGP's normalized kernel layer by layer."""
