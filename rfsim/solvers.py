@@ -61,3 +61,11 @@ def ridge_solve(X: jax.Array, y: jax.Array, ridge) -> jax.Array:
         return X.T @ jax.scipy.linalg.cho_solve(chol, y)
     chol = jax.scipy.linalg.cho_factor(X.T @ X + shift * jnp.eye(p, dtype=X.dtype))
     return jax.scipy.linalg.cho_solve(chol, X.T @ y)
+
+
+def kernel_ridge_from_eigh(evals: jax.Array, vecs: jax.Array, y: jax.Array, ridge) -> jax.Array:
+    """Dual coefficients ``alpha = (K + n ridge I)^{-1} y`` from ``K = vecs diag(evals)
+    vecs^T`` (the same (1/n)-loss convention; ``ridge = 0``: the pseudo-inverse, eigenvalues
+    below round-off dropped).  Predictions are ``k(x, X) @ alpha``."""
+    n = y.shape[0]
+    return vecs @ (_filter(evals, n, ridge) * (vecs.T @ y))

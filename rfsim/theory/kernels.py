@@ -53,6 +53,7 @@ __all__ = [
     "PARAMETERIZATIONS",
     "Kernels",
     "arccos_kernel",
+    "dot_product",
     "erf_kernel",
     "expected_kernel",
     "gaussian_kernel",
@@ -186,7 +187,7 @@ def _layer(sigma, qx, qy, c, order):
 
 
 def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, order,
-               diagonal, same=False):
+               diagonal, same=False, c_override=False):
     """(K^{depth+1}, Theta^{depth+1}) for one block: qx (n,) and qy (m,) input variances
     ||x||^2/d, c0 the block's x.x'/d ((n, m), or (n,) when ``diagonal``).  ``same``: the
     block pairs a batch with itself, so its diagonal is pinned to the variance recursion
@@ -203,9 +204,13 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
     for l in range(depth):
         # variances of the next layer: vectors, cheap (on the diagonal they are the kernel)
         vx_post = two_point(sigma, vx, vx, vx, order=order)
-        if diagonal:
+        if diagonal and not c_override:
             post, vy_post = vx_post, vx_post
             deriv = derivative_two_point(sigma, vx, vx, vx, order=order) if want_ntk else None
+        elif diagonal:  # elementwise pairs (x_i, y_i) of equal variance, covariance K
+            vy_post = vx_post
+            post = two_point(sigma, vx, vx, K, order=order)
+            deriv = derivative_two_point(sigma, vx, vx, K, order=order) if want_ntk else None
         else:
             vy_post = vx_post if same else two_point(sigma, vy, vy, vy, order=order)
             ex, ey = vx[:, None], vy[None, :]
@@ -444,3 +449,35 @@ def ntk(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
     """The NTK (K-9, or K-10 for ``parameterization="standard"``, which needs ``width``)."""
     return kernels(x1, x2, depth=depth, activation=activation, w_std=w_std, b_std=b_std,
                    parameterization=parameterization, get="ntk", **options).ntk
+
+
+def dot_product(t, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
+                parameterization: str = "ntk", width=None, get: str = "ntk",
+                order: int = QUADRATURE_ORDER) -> jax.Array:
+    """The NNGP or NTK (``get``) of :func:`kernels` as a function of ``t = x.x'/d`` for
+    inputs with ``||x||^2/d = 1`` (the sphere of radius sqrt(d), K-11 with ``q = 1``):
+    elementwise in ``t`` (any shape, values in [-1, 1]); jittable and differentiable.
+    ``dot_product(1.0, ...)`` is the kernel's diagonal ``k(x, x)``."""
+    if get not in ("nngp", "ntk"):
+        raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}")
+    sigma, _, _ = _validate(np.zeros((1, 1)), None, depth, activation, w_std, b_std,
+                            parameterization, None, order)
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(jnp.result_type(float))
+    standard = parameterization == "standard"
+    want_ntk = get == "ntk"
+    widths = _resolve_widths(width, depth, 1, standard, want_ntk)
+    if widths is not None:
+        raise ValueError("dot_product does not take the standard parameterization's NTK "
+                         "(it depends on d through x.x' = d t): use kernels() on the inputs")
+    w = jnp.asarray(w_std, t.dtype)
+    b = None if b_std is None else jnp.asarray(b_std, t.dtype)
+    flat = jnp.clip(t.reshape(-1), -1.0, 1.0)
+    one = jnp.ones_like(flat)
+    # each entry is a 1 x 1 block: qx = qy = 1, c0 = t (vectors, elementwise)
+    K, T = _recursion(one, one, flat, depth=int(depth), sigma=sigma, w=w, b=b,
+                      standard=False, widths=None, want_ntk=want_ntk, order=int(order),
+                      diagonal=True, same=False, c_override=True)
+    out = T if want_ntk else K
+    return out.reshape(t.shape)
