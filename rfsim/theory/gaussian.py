@@ -41,6 +41,7 @@ from rfsim.activations import get_activation, leaky_slope, name_of
 __all__ = [
     "QUADRATURE_ORDER",
     "arccos_expectation",
+    "relu_correlation",
     "derivative_two_point",
     "gaussian_mean",
     "gaussian_moments",
@@ -195,6 +196,24 @@ def _angle(qx, qy, c):
     theta = jnp.where(big, jnp.where(rho > 0, 2.0 * r, math.pi - 2.0 * r), 0.5 * math.pi - r)
     sin = jnp.where(big, 2.0 * u * root, root)
     return theta, s * sin, s
+
+
+def relu_correlation(rho):
+    """``(k0, k1) = ((pi - theta)/(2 pi), (sin theta + (pi - theta) rho)/(2 pi))``,
+    ``rho = cos theta`` in [-1, 1]: relu's two-point functions (K-3) per unit variance,
+    ``E relu'(u) relu'(v) = k0`` and ``E relu(u) relu(v) = sqrt(qx qy) k1``.  The kernel
+    recursion's fast path: with 1/sqrt(q) per row and column precomputed, a layer costs two
+    square roots and a polynomial per entry, no division and no library call."""
+    a = jnp.abs(rho)
+    big = a > 0.5
+    h = 0.5 * (1.0 - a)
+    u = jnp.where(big, jnp.sqrt(jnp.where(big, h, 0.0)), rho)
+    r = _asin_half(u)
+    theta = jnp.where(big, jnp.where(rho > 0, 2.0 * r, math.pi - 2.0 * r), 0.5 * math.pi - r)
+    root = jnp.sqrt(jnp.where(big, 1.0 - h, (1.0 - rho) * (1.0 + rho)))
+    sin = jnp.where(big, 2.0 * u * root, root)
+    k0 = (math.pi - theta) * (0.5 / math.pi)
+    return k0, (sin + (math.pi - theta) * rho) * (0.5 / math.pi)
 
 
 def arccos_expectation(order: int, qx, qy, c) -> jax.Array:

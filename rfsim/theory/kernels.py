@@ -38,6 +38,7 @@ from rfsim.theory.gaussian import (
     QUADRATURE_ORDER,
     arccos_expectation,
     derivative_two_point,
+    relu_correlation,
     two_point,
 )
 from rfsim.validation import (
@@ -186,6 +187,20 @@ def _layer(sigma, qx, qy, c, order):
             derivative_two_point(sigma, qx, qy, c, order=order))
 
 
+def _pair(sigma, vx, vy, K, order, want_ntk):
+    """E[phi phi] and E[phi' phi'] over a block (rows of variance vx, columns vy)."""
+    if name_of(sigma) == "relu":  # fast path (K-3 in correlation form)
+        sx, sy = jnp.sqrt(vx), jnp.sqrt(vy)
+        tiny = jnp.finfo(K.dtype).tiny
+        ix, iy = 1.0 / jnp.maximum(sx, tiny), 1.0 / jnp.maximum(sy, tiny)
+        rho = jnp.clip(K * ix[:, None] * iy[None, :], -1.0, 1.0)
+        k0, k1 = relu_correlation(rho)
+        return sx[:, None] * sy[None, :] * k1, (k0 if want_ntk else None)
+    ex, ey = vx[:, None], vy[None, :]
+    return (two_point(sigma, ex, ey, K, order=order),
+            derivative_two_point(sigma, ex, ey, K, order=order) if want_ntk else None)
+
+
 def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, order,
                diagonal, same=False, c_override=False):
     """(K^{depth+1}, Theta^{depth+1}) for one block: qx (n,) and qy (m,) input variances
@@ -213,9 +228,13 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
             deriv = derivative_two_point(sigma, vx, vx, K, order=order) if want_ntk else None
         else:
             vy_post = vx_post if same else two_point(sigma, vy, vy, vy, order=order)
-            ex, ey = vx[:, None], vy[None, :]
-            post = two_point(sigma, ex, ey, K, order=order)
-            deriv = derivative_two_point(sigma, ex, ey, K, order=order) if want_ntk else None
+            post, deriv = _pair(sigma, vx, vy, K, order, want_ntk)
+            if same:  # the diagonal from the vector recursion: theta = 0 exactly there
+                post = jnp.fill_diagonal(post, vx_post, inplace=False)
+                if want_ntk:
+                    deriv = jnp.fill_diagonal(
+                        deriv, derivative_two_point(sigma, vx, vx, vx, order=order),
+                        inplace=False)
         K_new = w2 * post + b2
         if want_ntk:
             carried = w2 * T * deriv
@@ -268,7 +287,10 @@ def _kernel_block(x1, x2, w, b, *, depth, sigma, standard, widths, want_ntk, ord
     n1, n2 = x1.shape[0], x2.shape[0]
     if n1 <= _TILE and n2 <= _TILE:
         return _tile(x1, x2, q1, q2, w, same=same, **static)
-    t = _TILE
+    # tiles of at most _TILE rows, as equal as possible: 4000 = 16 x 250 needs no padding
+    # (and no copy of the padded result back to n1 x n2)
+    nt = -(-max(n1, n2) // _TILE)
+    t = -(-max(n1, n2) // nt)
     X1, Q1 = _tiles(x1, q1, t)
     X2, Q2 = (X1, Q1) if same else _tiles(x2, q2, t)
     nt1, nt2 = X1.shape[0], X2.shape[0]
@@ -300,8 +322,8 @@ def _kernel_block(x1, x2, w, b, *, depth, sigma, standard, widths, want_ntk, ord
     dtype = jnp.result_type(x1.dtype, w.dtype)
     outs = tuple(jnp.zeros((nt1 * t, nt2 * t), dtype) for _ in range(n_out))
     outs = jax.lax.fori_loop(0, I.shape[0], body, outs)
-    K = outs[0][:n1, :n2]
-    return K, (outs[1][:n1, :n2] if want_ntk else None)
+    crop = (lambda M: M) if (nt1 * t, nt2 * t) == (n1, n2) else (lambda M: M[:n1, :n2])
+    return crop(outs[0]), (crop(outs[1]) if want_ntk else None)
 
 
 def _resolve_widths(width, depth, d, standard, want_ntk):
