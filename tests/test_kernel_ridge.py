@@ -58,7 +58,9 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+@pytest.fixture(scope="module", params=[
+    pytest.param(c, marks=pytest.mark.slow) if c == "d10-noise-free-depth3" else c
+    for c in CASES])
 def case(request):
     cfg = fam.KernelRidgeConfig(**CASES[request.param], degrees=(1, 2), powers=(0.6, 0.4),
                                 n_test=600)

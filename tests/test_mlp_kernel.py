@@ -11,7 +11,7 @@ import rfsim.models.mlp_kernel as fam
 from rfsim.check import evaluate
 from rfsim.models import get_model
 
-WIDTHS = (64, 256, 1024, 4096)
+WIDTHS = (64, 256, 1024)
 SEEDS = 6
 RATE = {"kind": "rate", "x": "width", "expected": -0.5, "tolerance": 0.08, "max_abs_z": 3.0}
 
@@ -54,7 +54,7 @@ def test_a_wrong_closed_form_fails_the_rate_check(monkeypatch):
 
 def test_errors_are_small_at_large_width(rows):
     at = {(r["width"], r["metric"]): float(r["mean"]) for r in rows}
-    assert at[("4096", "ntk_error")] < 0.06 and at[("4096", "nngp_error")] < 0.06
+    assert at[("1024", "ntk_error")] < 0.12 and at[("1024", "nngp_error")] < 0.12
 
 
 @pytest.mark.parametrize("values,match", [

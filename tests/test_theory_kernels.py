@@ -159,7 +159,9 @@ def test_hand_derived_values_depth_one_relu():
 @pytest.mark.parametrize("name,fn", [("relu", lambda z: jax.nn.relu(z)),
                                      ("erf", lambda z: jax.scipy.special.erf(z)),
                                      ("leaky_relu", lambda z: jax.nn.leaky_relu(z, 0.01))])
-@pytest.mark.parametrize("depth,w,b", [(1, 1.0, 0.0), (3, 1.4, 0.2), (5, 2.0, 0.5)])
+@pytest.mark.parametrize("depth,w,b", [pytest.param(1, 1.0, 0.0, marks=pytest.mark.slow),
+                                     pytest.param(3, 1.4, 0.2, marks=pytest.mark.slow),
+                                     (5, 2.0, 0.5)])  # the deepest and widest-variance case
 def test_quadrature_path_matches_closed_forms(name, fn, depth, w, b):
     exact = kernels(X, depth=depth, activation=name, w_std=w, b_std=b)
     quad = kernels(X, depth=depth, activation=fn, w_std=w, b_std=b)

@@ -144,7 +144,12 @@ def _spectrum(kernel, depth, activation, w_std, b_std, bandwidth, d, L):
                             w_std=w_std, b_std=b_std, bandwidth=bandwidth, degrees=(0,),
                             powers=(0.0,), max_degree=L)
     kfun = _kfun(cfg)
-    return kernel_spectrum(lambda t: np.asarray(kfun(jnp.asarray(t)), dtype=float), d, L)
+
+    def kfun64(t):  # the theory is float64 even in a --float32 run (a scoped switch only)
+        with jax.enable_x64(True):
+            return np.asarray(kfun(jnp.asarray(t, dtype=jnp.float64)), dtype=float)
+
+    return kernel_spectrum(kfun64, d, L)
 
 
 def spectrum(cfg: KernelRidgeConfig):
