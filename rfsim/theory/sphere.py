@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rfsim.theory.gaussian import arccos_expectation
 from rfsim.theory.ridge import RidgeRisk, krr_risk
 from rfsim.validation import (
     require,
@@ -197,15 +198,13 @@ def arccos_kernel(order: int) -> Callable[[np.ndarray], np.ndarray]:
     if order not in (0, 1) or isinstance(order, bool):
         raise ValueError(f"order must be 0 or 1, got {order!r}")
 
-    def k0(t):
-        t = np.clip(t, -1.0, 1.0)
-        return (math.pi - np.arccos(t)) / (2 * math.pi)
+    def kfun(t):  # the one home of the formula: rfsim.theory.gaussian (K-2), in float64
+        with jax.enable_x64(True):
+            t = jnp.clip(jnp.asarray(t, dtype=jnp.float64), -1.0, 1.0)
+            one = jnp.ones_like(t)
+            return np.asarray(arccos_expectation(order, one, one, t), dtype=float)
 
-    def k1(t):
-        t = np.clip(t, -1.0, 1.0)
-        return (np.sqrt(1.0 - t * t) + (math.pi - np.arccos(t)) * t) / (2 * math.pi)
-
-    return k0 if order == 0 else k1
+    return kfun
 
 
 # --------------------------------------------------------------------------- (S-7)
