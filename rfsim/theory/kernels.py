@@ -88,7 +88,11 @@ def _pairwise(core, x, y, *args):
     """Validate x, y, run the jitted ``core`` on 2-D batches, drop the axes of 1-D inputs."""
     x = require_batch("x", x)
     y = require_batch("y", y, x.shape[-1], other="x's features")
-    out = core(jnp.atleast_2d(x), jnp.atleast_2d(y), *args)
+    # an explicit common float type (numpy's rule), so strict dtype promotion holds
+    dtype = np.promote_types(x.dtype, y.dtype)
+    dtype = (jax.dtypes.canonicalize_dtype(dtype) if np.issubdtype(dtype, np.floating)
+             else jnp.result_type(float))
+    out = core(jnp.atleast_2d(x).astype(dtype), jnp.atleast_2d(y).astype(dtype), *args)
     if y.ndim == 1:
         out = out[:, 0]
     if x.ndim == 1:
