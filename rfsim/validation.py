@@ -230,3 +230,12 @@ def require_batch(name: str, x, d: int | None = None, *, finite: bool = False,
         raise ValueError(f"{name} must be finite, got {bad} NaN or infinite entr"
                          f"{'y' if bad == 1 else 'ies'}")
     return x
+
+
+def require_choice(name: str, value, options, *, listed=None) -> None:
+    """``value`` must be one of ``options``: ``ValueError`` naming the field, the value, the
+    allowed ones (``listed``, default ``options`` as given) and the closest name."""
+    if not isinstance(value, str) or value not in options:
+        shown = list(options) if listed is None else listed
+        raise ValueError(f"{name} must be one of {shown}, got {value!r}"
+                         + closest(str(value), options))

@@ -48,7 +48,7 @@ from rfsim.theory.sphere import (
     sphere_krr_risk,
     sphere_points,
 )
-from rfsim.validation import closest, require, require_int, require_nonnegative
+from rfsim.validation import require, require_choice, require_int, require_nonnegative
 
 KERNELS = ("ntk", "nngp", "gaussian")
 
@@ -73,13 +73,9 @@ class KernelRidgeConfig:
     def validate(self):
         require_int("n", self.n)
         require_int("d", self.d, minimum=2)
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {list(KERNELS)}, got {self.kernel!r}"
-                             + closest(str(self.kernel), KERNELS))
+        require_choice("kernel", self.kernel, KERNELS)
         require_int("depth", self.depth, minimum=0, maximum=100)
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
+        require_choice("activation", self.activation, ACTIVATIONS, listed=sorted(ACTIVATIONS))
         require("w_std", self.w_std, lambda a: a > 0, "> 0")
         require_nonnegative("b_std", self.b_std)
         require("bandwidth", self.bandwidth, lambda a: a > 0, "> 0")

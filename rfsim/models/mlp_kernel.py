@@ -28,7 +28,7 @@ from rfsim.features import sphere_inputs
 from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
 from rfsim.models import register
 from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
-from rfsim.validation import closest, require, require_int, require_nonnegative
+from rfsim.validation import require, require_choice, require_int, require_nonnegative
 
 
 @model_config
@@ -47,13 +47,8 @@ class MLPKernelConfig:
         require_int("depth", self.depth, minimum=0, maximum=100)
         require_int("n_inputs", self.n_inputs, minimum=2)
         require_int("d", self.d)
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
-        if self.parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be one of {list(PARAMETERIZATIONS)}, got "
-                             f"{self.parameterization!r}"
-                             + closest(str(self.parameterization), PARAMETERIZATIONS))
+        require_choice("activation", self.activation, ACTIVATIONS, listed=sorted(ACTIVATIONS))
+        require_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         require("w_std", self.w_std, lambda a: a > 0, "> 0")
         require_nonnegative("b_std", self.b_std)
 
