@@ -16,7 +16,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from rfsim.interrupt import Checkpoint, Interrupted, deferred_signals, install
+from rfsim.interrupt import Checkpoint, Interrupted, deferred_signals, install, term_grace_s
 
 DEMO = "linear_ridge_double_descent"
 
@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     """The console script.  Ctrl-C / SIGTERM are deferred to checkpoints between compiled
     calls (rfsim.interrupt) for the whole command; as the console script the handlers stay
     until the process exits, so a late signal never turns into a traceback at shutdown."""
+    try:
+        term_grace_s()
+    except ValueError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
     if __name__ == "__main__" or _is_console_script():
         checkpoint = Checkpoint()
         install(checkpoint, (signal.SIGINT, signal.SIGTERM))

@@ -149,3 +149,75 @@ def test_ctrl_c_while_validating_a_large_grid_is_prompt(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and time.time() - t0 < 10, (proc.returncode, err)
     assert err.startswith("interrupted (SIGTERM)") and err.count("\n") == 1, err
+
+
+# A compiled call that runs for minutes: the second group (2e8 GD steps) is one XLA call.
+# The first group (64 steps) finishes first, so its record must survive the hard exit.
+LONG = """
+model = "wide-training"
+seeds = 2
+[params]
+width = 16
+n_times = 3
+[grid]
+steps = [64, 200000000]
+"""
+
+
+def _start_long(tmp_path, **env):
+    toml = tmp_path / "long.toml"
+    toml.write_text(LONG)
+    out = tmp_path / "long"
+    proc = subprocess.Popen(_cmd(toml, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**_env(), **env})
+    _wait_for_points(out, at_least=1, timeout=120)
+    time.sleep(2.0)  # the long group is compiling or running: the main thread is in XLA
+    assert proc.poll() is None, "the long run ended early"
+    return proc, out
+
+
+def _kept_first_group(out):
+    records = list((out / "points").glob("*.json"))
+    assert len(records) == 1, records  # the short group's record, written before the exit
+    assert '"steps": 64' in records[0].read_text()
+
+
+def test_two_ctrl_c_end_a_running_compiled_call_within_10s(tmp_path):
+    proc, out = _start_long(tmp_path)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.time() - t0 < 10, (proc.returncode, err)
+    assert err.count("\n") == 1 and err.startswith("interrupted (SIGINT)"), err
+    _kept_first_group(out)
+
+
+def test_sigterm_ends_a_running_compiled_call_after_its_grace_period(tmp_path):
+    proc, out = _start_long(tmp_path, RFSIM_TERM_GRACE_S="2")
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    elapsed = time.time() - t0
+    assert proc.returncode == 143 and 1.5 < elapsed < 10, (proc.returncode, elapsed, err)
+    assert err.count("\n") == 1 and err.startswith("interrupted (SIGTERM)"), err
+    _kept_first_group(out)
+
+
+@pytest.mark.slow
+def test_sigterm_default_grace_is_within_30s(tmp_path):
+    proc, _ = _start_long(tmp_path)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.time() - t0 < 30
+
+
+def test_bad_term_grace_is_one_line(tmp_path):
+    toml = tmp_path / "e.toml"
+    toml.write_text(EXPERIMENT)
+    proc = subprocess.run(_cmd(toml, tmp_path / "out", "--dry-run"), capture_output=True,
+                          text=True, env={**_env(), "RFSIM_TERM_GRACE_S": "-1"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "RFSIM_TERM_GRACE_S" in proc.stderr, proc.stderr
