@@ -276,15 +276,18 @@ def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
 
     Metrics along an axis (a record's ``axes``) get one row per coordinate, with the axis
     as a column (blank on the rows of scalar metrics); scalar-only tables have no axis
-    columns at all.
+    columns at all.  ``metrics`` is the union over the experiment's families: a record
+    fills only the metrics its family has (``rec["sim"]``), the others stay blank in
+    sim.csv and get no summary row.
     """
     axis_cols = list(dict.fromkeys(a for rec in records for a in rec.get("axes", {}).values()))
     sim_rows, summary_rows = [], []
     for rec in records:
         params = [rec["values"].get(c) for c in columns]
         axes, coords = rec.get("axes", {}), rec.get("coords", {})
-        scalars = [m for m in metrics if m not in axes]
-        along = {a: [m for m in metrics if axes.get(m) == a] for a in axis_cols}
+        own = [m for m in metrics if m in rec["sim"]]  # this family's metrics
+        scalars = [m for m in own if m not in axes]
+        along = {a: [m for m in own if axes.get(m) == a] for a in axis_cols}
         blank_axes = [None] * len(axis_cols)
         for s in range(rec["seeds"]):
             if scalars:
@@ -295,7 +298,7 @@ def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
                     where = blank_axes[:i] + [c] + blank_axes[i + 1:]
                     sim_rows.append(params + where + [s] + [
                         rec["sim"][m][s][j] if m in along[a] else None for m in metrics])
-        for m in metrics:
+        for m in own:
             theory = rec["theory"].get(m)
             if m not in axes:
                 stats = summarize(rec["sim"][m], theory)
