@@ -119,10 +119,26 @@ def as_dict(cfg) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in field_names(cfg)}
 
 
+def float_fields(cls_or_cfg) -> tuple[str, ...]:
+    """Fields that hold a real number: every parameter, and statics declared ``float``."""
+    params = set(param_fields(cls_or_cfg))
+    return tuple(f.name for f in dataclasses.fields(cls_or_cfg)
+                 if f.name in params or f.type in ("float", float))
+
+
 def make_config(model, values: Mapping[str, Any]):
     """Build (and so validate) ``model``'s config from ``values``; integer values of
-    continuous parameters become floats."""
-    floats = set(param_fields(model.config))
-    coerced = {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool)
-               else v for k, v in values.items()}
+    real-valued fields (parameters, and statics declared ``float``) become floats, so
+    ``w_std = 2`` and ``w_std = 2.0`` are one value: one point id, the same draws."""
+    floats = set(float_fields(model.config))
+    coerced = {k: _as_float(k, v) if k in floats and isinstance(v, int)
+               and not isinstance(v, bool) else v for k, v in values.items()}
     return build_config(model.config, coerced, model=model.name)
+
+
+def _as_float(field: str, value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{field} must be a finite number below 1.8e308, got an integer of "
+                         f"{len(str(abs(value)))} digits") from None

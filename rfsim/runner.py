@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from rfsim import provenance
 from rfsim.check import Verdict, evaluate
@@ -32,7 +33,7 @@ from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point
 from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
 from rfsim.models import Model, get_model
 from rfsim.ownership import Owner, claim, identity, read_owner
-from rfsim.resources import available_memory, require_fits
+from rfsim.resources import MAX_TABLE_ROWS, available_memory, require_fits
 from rfsim.sweep import Point, check_shard, group_points, plan, run_points, shard_points
 
 
@@ -79,7 +80,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     x64 = _x64() if x64 is None else x64
-    parts, ids, values, total = [], {}, {}, 0
+    parts, ids, values, total, planned = [], {}, {}, 0, []
     for name in exp.model_names:
         model = get_model(name)
         everything = plan(model, grid_points(exp, name))  # validates every config
@@ -88,15 +89,45 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
             poll()
             ids[name, p.index] = point_id(name, p.values, exp.seeds, exp.root_seed, x64)
         values[name] = [p.values for p in everything]
+        planned.append((model, everything))
         points = shard_points(everything, shard)
         chunk_size = _fit_memory(model, points, chunk_size, x64)
         parts.append((model, points))
+    require_table_rows(exp.seeds, planned)
     names = exp.model_names
+    validate_planned(exp, planned)  # the full grid of every family, as Points
     ident = identity(names[0] if not exp.models else list(names),
                      values[names[0]] if not exp.models else values,
                      seeds=exp.seeds, root_seed=exp.root_seed, x64=x64)
     owner = Owner(ident, tuple(ids.values()), exp.to_dict())
     return Plan(exp, parts, ids, owner, chunk_size, total)
+
+
+def table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> int:
+    """Rows of sim.csv: per (point, seed) one row for the scalar metrics (if any) and one
+    per coordinate of each axis that has metrics (coordinates from ``coords(cfg)``, asked
+    once per static group)."""
+    rows = 0
+    for model, points in planned:
+        scalar = any(m not in model.axes for m in model.metrics)
+        per_group: dict = {}
+        for p in points:
+            if p.group not in per_group:
+                coords = model.coords(p.cfg) if model.coords is not None else {}
+                per_group[p.group] = int(scalar) + sum(
+                    len(coords[a]) for a in model.axis_names)
+            rows += per_group[p.group]
+    return rows * seeds
+
+
+def require_table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> None:
+    """Refuse a run whose sim.csv would exceed ``MAX_TABLE_ROWS`` (axis rows counted)."""
+    rows = table_rows(seeds, planned)
+    if rows > MAX_TABLE_ROWS:
+        raise ValueError(
+            f"the run would write {rows:,} rows of sim.csv (grid points x seeds x axis "
+            f"coordinates); at most {MAX_TABLE_ROWS:,} are allowed: use fewer seeds, grid "
+            "points or coordinates along the axis")
 
 
 def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -> int:
@@ -271,23 +302,35 @@ def _state_keys(model: Model, points: list[Point], root_seed: int) -> dict:
 
 
 def _nonfinite(records: list[dict], points: list[Point], columns: list[str]) -> list[dict]:
+    """Simulations that were not finite, and predictions that are NaN (an infinite
+    prediction, e.g. ridgeless risk at n = d, is a value; NaN never is)."""
     bad = []
     for rec, p in zip(records, points):
+        params = {c: rec["values"].get(c) for c in columns}
         for metric, values in rec["sim"].items():
             seeds = [i for i, v in enumerate(values)
                      if v is None or (isinstance(v, list) and None in v)]
             if seeds:
                 bad.append({"index": p.index, "metric": metric, "seeds": seeds,
-                            "params": {c: rec["values"].get(c) for c in columns}})
+                            "params": params})
+        for metric, value in rec["theory"].items():
+            if np.isnan(np.asarray(value, float)).any():
+                bad.append({"index": p.index, "metric": metric, "seeds": [],
+                            "prediction": True, "params": params})
     return bad
 
 
 def describe_nonfinite(bad: list[dict], limit: int = 5) -> str:
-    lines = [f"{sum(len(b['seeds']) for b in bad)} non-finite simulation result(s) were left "
-             "blank in sim.csv and excluded from summary.csv:"]
+    sims = sum(len(b["seeds"]) for b in bad)
+    preds = sum(bool(b.get("prediction")) for b in bad)
+    what = [f"{sims} non-finite simulation result(s) were left blank in sim.csv and "
+            "excluded from summary.csv"] if sims else []
+    what += [f"{preds} prediction(s) are NaN (blank theory in summary.csv)"] if preds else []
+    lines = ["; ".join(what) + ":"]
     for b in bad[:limit]:
         params = ", ".join(f"{k}={v}" for k, v in b["params"].items())
-        lines.append(f"  {b['metric']} at grid point {b['index']} ({params}), seeds {b['seeds']}")
+        where = "prediction" if b.get("prediction") else f"seeds {b['seeds']}"
+        lines.append(f"  {b['metric']} at grid point {b['index']} ({params}), {where}")
     if len(bad) > limit:
         lines.append(f"  ... and {len(bad) - limit} more (see meta.json 'nonfinite')")
     return "\n".join(lines)

@@ -259,8 +259,22 @@ def run_points(
 
 
 def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt, bar):
-    """Results of one block of points (padding included) over all seeds."""
+    """Results of one block of points (padding included) over all seeds.
+
+    The prediction comes first: it is cheap, and a prediction that cannot be formed then
+    stops the run before the simulation is spent, not after it (which lost it)."""
     fixed, dyn = _param_arrays(model, block)
+    theory = {}
+    if model.predict is not None:
+        interrupt()
+        try:
+            pred = _predictor(model)(cfg, fixed, dyn, state)
+        except (ArithmeticError, FloatingPointError) as e:  # overflow, division by zero
+            statics = ", ".join(f"{k}={block[0].values[k]}" for k in static_fields(cfg))
+            raise ValueError(f"model {model.name!r}: the prediction cannot be computed for "
+                             f"({statics}): {type(e).__name__}: {e}; nothing was simulated "
+                             "for these points") from None
+        theory = {k: np.asarray(v) for k, v in pred.items()}
     outs = []
     for chunk in chunks:
         interrupt()
@@ -271,11 +285,6 @@ def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt
             bar.update(1)
     merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
     _check_metric_shapes(model, merged, cfg)
-    theory = {}
-    interrupt()
-    if model.predict is not None:
-        pred = _predictor(model)(cfg, fixed, dyn, state)
-        theory = {k: np.asarray(v) for k, v in pred.items()}
     return [PointResult(p, {k: merged[k][:, j] for k in model.metrics},
                         {k: np.asarray(v[j], float) for k, v in theory.items()})
             for j, p in enumerate(block)]
