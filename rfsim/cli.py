@@ -102,6 +102,12 @@ def _dry_run(job, out, force: bool) -> int:
     groups = group_points(job.points)
     print(f"{len(job.points)} grid points ({job.total} in the full grid) in {len(groups)} "
           f"compiled group(s), {job.exp.seeds} seeds each, {job.chunk_size} seed(s) per call")
+    if job.memory:
+        from rfsim.resources import available_memory, human
+
+        available, where = available_memory()
+        room = "" if available is None else f" of {human(available)} available ({where})"
+        print(f"memory: about {human(job.memory)} per seed in the largest group{room}")
     print(f"run directory: {out} ({inspect(Path(out), job.owner, force=force)})")
     return 0
 

@@ -61,10 +61,15 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.1f} PB"
 
 
+def seed_bytes(largest: int, itemsize: int) -> int:
+    """Estimated peak bytes of one seed: ``WORKING_COPIES`` arrays of ``largest`` floats."""
+    return WORKING_COPIES * largest * itemsize
+
+
 def require_fits(largest: int, itemsize: int, available: int | None, where: str,
                  label: str) -> None:
     """Refuse (ValueError, with the estimate) a grid point whose seed does not fit."""
-    per_seed = WORKING_COPIES * largest * itemsize
+    per_seed = seed_bytes(largest, itemsize)
     if available is None or per_seed <= available:
         return
     raise ValueError(

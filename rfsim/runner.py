@@ -33,7 +33,8 @@ from rfsim.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point
 from rfsim.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
 from rfsim.models import Model, get_model
 from rfsim.ownership import Owner, claim, identity, read_owner
-from rfsim.resources import MAX_TABLE_ROWS, available_memory, require_fits
+from rfsim.resources import (MAX_TABLE_ROWS, available_memory, require_fits,
+                             seed_bytes)
 from rfsim.sweep import Point, check_shard, group_points, plan, run_points, shard_points
 
 
@@ -64,6 +65,7 @@ class Plan:
     owner: Owner
     chunk_size: int
     total: int  # points in the full grid (all families)
+    memory: int = 0  # estimated peak bytes of the largest static group's seed (0: unknown)
 
     @property
     def model(self) -> Model:
@@ -80,7 +82,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     x64 = _x64() if x64 is None else x64
-    parts, ids, values, total, planned = [], {}, {}, 0, []
+    parts, ids, values, total, planned, memory = [], {}, {}, 0, [], 0
     for name in exp.model_names:
         model = get_model(name)
         everything = plan(model, grid_points(exp, name))  # validates every config
@@ -91,7 +93,8 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
         values[name] = [p.values for p in everything]
         planned.append((model, everything))
         points = shard_points(everything, shard)
-        chunk_size = _fit_memory(model, points, chunk_size, x64)
+        chunk_size, need = _fit_memory(model, points, chunk_size, x64)
+        memory = max(memory, need)
         parts.append((model, points))
     require_table_rows(exp.seeds, planned)
     names = exp.model_names
@@ -100,7 +103,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
                      values[names[0]] if not exp.models else values,
                      seeds=exp.seeds, root_seed=exp.root_seed, x64=x64)
     owner = Owner(ident, tuple(ids.values()), exp.to_dict())
-    return Plan(exp, parts, ids, owner, chunk_size, total)
+    return Plan(exp, parts, ids, owner, chunk_size, total, memory)
 
 
 def table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> int:
@@ -130,20 +133,25 @@ def require_table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> 
             "points or coordinates along the axis")
 
 
-def _fit_memory(model: Model, points: list[Point], chunk_size: int, x64: bool) -> int:
+def _fit_memory(model: Model, points: list[Point], chunk_size: int,
+                x64: bool) -> tuple[int, int]:
     """Refuse a static group whose largest arrays for one seed do not fit in memory.  Seeds
     run as a loop inside a compiled call, so the chunk size does not multiply the working
-    set (only the outputs) and is returned unchanged."""
+    set (only the outputs) and is returned unchanged, with the largest group's estimate
+    in bytes (:func:`rfsim.resources.seed_bytes`)."""
     if model.memory is None or not points:
-        return chunk_size
+        return chunk_size, 0
     available, where = available_memory()
     itemsize = 8 if x64 else 4
+    need = 0
     for pts in group_points(points).values():
         p = pts[0]
         statics = ", ".join(f"{k}={v}" for k, v in p.values.items()
                             if k not in _dynamic(model))
-        require_fits(int(model.memory(p.cfg)), itemsize, available, where, f"({statics})")
-    return chunk_size
+        largest = int(model.memory(p.cfg))
+        require_fits(largest, itemsize, available, where, f"({statics})")
+        need = max(need, seed_bytes(largest, itemsize))
+    return chunk_size, need
 
 
 def _dynamic(model: Model) -> set[str]:

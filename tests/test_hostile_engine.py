@@ -143,3 +143,12 @@ def test_an_integer_beyond_float_range_is_one_line(tmp_path, capsys, scaled):
     code, _, err = _run(capsys, "run", path, "--out", tmp_path / "out", "--dry-run",
                         "--set", "scale=1" + "0" * 400)
     assert code == 2 and err.count("\n") == 1 and "scale must be a finite number" in err, err
+
+
+def test_dry_run_states_the_memory_estimate(tmp_path, capsys):
+    """linear-ridge declares n * d floats: 3 working copies x 400 x 1000 x 8 bytes = 9.2 MB."""
+    path = tmp_path / "e.toml"
+    path.write_text('model = "linear-ridge"\nseeds = 2\n[params]\nd = 1000\nn = 400\n')
+    code, out, err = _run(capsys, "run", path, "--out", tmp_path / "out", "--dry-run")
+    assert code == 0, err
+    assert "memory: about 9.2 MB per seed" in out, out
