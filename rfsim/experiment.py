@@ -147,11 +147,11 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
         raise ExperimentError(f"models lists a family twice: {models!r}")
     model = models[0]
     per_model = _table("[per_model]", raw.get("per_model", {}))
-    for name, table in per_model.items():
-        if name not in models:
-            raise ExperimentError(f"[per_model.{name}] names a family that is not in models "
-                                  f"{models}" + closest(name, models))
-        _table(f"[per_model.{name}]", table)
+    for family, table in per_model.items():  # not `name`: that is the experiment's name
+        if family not in models:
+            raise ExperimentError(f"[per_model.{family}] names a family that is not in models "
+                                  f"{models}" + closest(family, models))
+        _table(f"[per_model.{family}]", table)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ExperimentError(f"description must be a string, got {description!r}")

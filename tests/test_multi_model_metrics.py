@@ -124,3 +124,13 @@ def test_one_familys_wrong_prediction_fails_only_its_claim(tmp_path, capsys, fam
     lines = {line.split()[1]: line.split()[0] for line in out.splitlines()
              if line.startswith(("PASS", "FAIL"))}
     assert lines == {"curve": "PASS", "level": "FAIL"}, out
+
+
+def test_per_model_tables_do_not_rename_the_experiment(tmp_path, families):
+    """The experiment's name (default run directory, default check names) is the file's stem;
+    a loop over [per_model.X] tables used to overwrite it with the last family's name."""
+    from rfsim.experiment import load_experiment
+
+    path = tmp_path / "pair.toml"
+    path.write_text(EXPERIMENT.format(offset=0.0))
+    assert load_experiment(path).name == "pair"
