@@ -36,7 +36,7 @@ from rfsim.validation import closest
 from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
 from rfsim.interrupt import poll
 from rfsim.keys import MAX_SEEDS, check_root_seed
-from rfsim.models import Model, get_model
+from rfsim.models import Model, available, get_model
 from rfsim.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
 
 TOP_LEVEL = ("model", "models", "seeds", "root_seed", "description", "params", "per_model",
@@ -146,6 +146,12 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
     if len(set(models)) != len(models):
         raise ExperimentError(f"models lists a family twice: {models!r}")
     model = models[0]
+    known = available()
+    for m in models:  # before [per_model]: a typo in models must not be echoed as the fix
+        if m not in known:
+            key = "models" if "models" in raw else "model"
+            raise ExperimentError(f"{key} names an unknown family {m!r}{closest(m, known)}; "
+                                  f"families: {', '.join(known)}")
     per_model = _table("[per_model]", raw.get("per_model", {}))
     for family, table in per_model.items():  # not `name`: that is the experiment's name
         if family not in models:
@@ -311,7 +317,8 @@ def validate_experiment(exp: Experiment) -> Model:
     return models[0]
 
 
-PLOT_KEYS = ("x", "metric", "series", "logx", "logy", "title", "xlabel", "ylabel", "legend")
+PLOT_KEYS = ("x", "metric", "series", "where", "logx", "logy", "title", "xlabel", "ylabel",
+             "legend")
 LEGEND_LOCATIONS = ("best", "upper right", "upper left", "lower left", "lower right", "right",
                     "center left", "center right", "lower center", "upper center", "center")
 
@@ -348,6 +355,25 @@ def _validate_plot(exp: Experiment, names: list[str], metrics: tuple[str, ...]) 
         if s not in names:
             raise ExperimentError(f"plot series must name parameters, got {s!r}"
                                   + closest(str(s), names))
+        if s == x:
+            raise ExperimentError(f"plot series {s!r} is the x axis: each curve would be one "
+                                  "point; list the other columns")
+    if x == "model":
+        raise ExperimentError("plot x must be a numeric parameter or axis, got 'model' (the "
+                              f"families {', '.join(exp.model_names)} are always series)")
+    where = exp.plot.get("where", {})
+    if not isinstance(where, dict):
+        raise ExperimentError(f"plot where must be a table {{param = value or [values]}}, got "
+                              f"{where!r}")
+    from rfsim.check import _where_value_ok
+
+    for k, v in where.items():
+        if k not in names:
+            raise ExperimentError(f"plot where names {k!r}, which is not a parameter"
+                                  + closest(k, names) + f"; parameters: {', '.join(names)}")
+        if not _where_value_ok(v):
+            raise ExperimentError(f"plot where {k} must be a value or a non-empty list of "
+                                  f"values, got {v!r}")
 
 
 def grid_points(exp: Experiment, model: str | None = None) -> list[dict[str, Any]]:
