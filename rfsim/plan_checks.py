@@ -317,8 +317,13 @@ def _check_bound(sels: list[_Selection], text: str, label: str) -> None:
                 expr(values)
             except ValueError as e:
                 at = ", ".join(f"{k} = {c}" for k, c in zip(names, row))
-                reason = str(e).replace(f"`{expr.text}` ", "", 1).replace(" here", "")
-                raise ValueError(f"{label}: bound `{text}` {reason} at {at}; every row the "
+                reason = str(e).replace(f"`{expr.text}` ", "", 1)
+                if " here: " in reason:  # "is undefined here: float division by zero"
+                    head, why = reason.split(" here: ", 1)
+                    reason = f"{head} at {at} ({why})"
+                else:
+                    reason = reason.replace(" here", f" at {at}")
+                raise ValueError(f"{label}: bound `{text}` {reason}; every row the "
                                  "check selects needs a finite bound: leave those points out "
                                  "with `where`") from None
 
