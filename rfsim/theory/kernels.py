@@ -26,6 +26,7 @@ Also here, the one-layer expected kernels of random features (moved from
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -42,8 +43,11 @@ from rfsim.theory.gaussian import (
     two_point,
 )
 from rfsim.validation import (
+    as_real_array,
     closest,
+    float64_hint,
     float_dtype,
+    is_concrete,
     require_batch,
     require_int,
     require_nonnegative,
@@ -64,6 +68,8 @@ __all__ = [
 ]
 
 PARAMETERIZATIONS = ("ntk", "standard")
+#: the largest ``depth`` accepted.  The layers are a loop (compile time and memory do not grow
+#: with depth); the run time is linear in it.
 MAX_DEPTH = 10_000
 
 
@@ -211,16 +217,27 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
     ||x||^2/d, c0 the block's x.x'/d ((n, m), or (n,) when ``diagonal``).  ``same``: the
     block pairs a batch with itself, so its diagonal is pinned to the variance recursion
     at every layer (theta = 0 exactly there; a one-ulp mismatch between a matmul and a sum
-    of squares would otherwise give theta ~ 1e-8 and an NTK diagonal off by ~1e-9)."""
+    of squares would otherwise give theta ~ 1e-8 and an NTK diagonal off by ~1e-9).
+
+    The layers are one ``lax.fori_loop`` (K-8, K-9 as a loop over l, theory/kernels.md §2):
+    the compiled program, its compile time and its compile memory do not grow with
+    ``depth`` (unrolled, depth 40 took 35-95 s and 1.9 GB to compile, depth 100 ran out of
+    memory).  Each iteration is one fused kernel per block, as the unrolled layers were."""
     w2 = w * w
     b2 = 0.0 if b is None else b * b
     bias_ntk = 0.0 if b is None else 1.0
     vx, vy = w2 * qx + b2, w2 * (qx if same else qy) + b2  # variances of h^1 (vectors)
     pin = (lambda M, v: jnp.fill_diagonal(M, v, inplace=False)) if same else (lambda M, v: M)
     K = pin(w2 * c0 + b2, vx)
+    T = K
     if want_ntk:  # Theta^1
-        T = K if not standard else (c0 * widths[0] + bias_ntk)
-    for l in range(depth):
+        T = K if not standard else (c0 * widths[0] + bias_ntk).astype(K.dtype)
+    # the fan-ins n_1 .. n_depth of the standard NTK (K-10), indexed by the loop counter
+    fans = (jnp.asarray(widths[1:], K.dtype) if (want_ntk and standard and depth > 0)
+            else None)
+
+    def layer(l, carry):
+        K, T, vx, vy = carry
         # variances of the next layer: vectors, cheap (on the diagonal they are the kernel)
         vx_post = two_point(sigma, vx, vx, vx, order=order)
         if diagonal and not c_override:
@@ -242,13 +259,16 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
         K_new = w2 * post + b2
         if want_ntk:
             carried = w2 * T * deriv
-            T = (K_new + carried) if not standard else (widths[l + 1] * post + carried
-                                                        + bias_ntk)
+            T = (K_new + carried) if not standard else (fans[l] * post + carried + bias_ntk)
         vx, vy = w2 * vx_post + b2, w2 * vy_post + b2
         K = pin(K_new, vx)
-        # one fused kernel per layer: without the barrier XLA fuses the layers together and
-        # recomputes earlier layers inside later ones (depth 3 NTK: 6x slower)
-        K, T, vx, vy = jax.lax.optimization_barrier((K, T if want_ntk else K, vx, vy))
+        # one fused kernel per layer (kept from the unrolled recursion, where XLA otherwise
+        # fused the layers and recomputed earlier ones inside later ones)
+        out = (K, T if want_ntk else K, vx, vy)
+        out = jax.tree.map(lambda new, old: new.astype(old.dtype), out, carry)
+        return jax.lax.optimization_barrier(out)
+
+    K, T, vx, vy = jax.lax.fori_loop(0, depth, layer, (K, T, vx, vy))
     return K, (T if want_ntk else None)
 
 
@@ -349,7 +369,141 @@ def _resolve_widths(width, depth, d, standard, want_ntk):
     return (d, *([int(width)] * depth))
 
 
-def _validate(x1, x2, depth, activation, w_std, b_std, parameterization, batch_size, order):
+def _show(value) -> str:
+    arr = np.asarray(value)
+    return f"{arr.item():g}" if arr.ndim == 0 else np.array2string(arr, threshold=6)
+
+
+def _show_b(b_std) -> str:
+    return "None" if b_std is None else f"{float(b_std):g}"
+
+
+def _check_scale(name: str, value, dtype) -> None:
+    """``w_std`` / ``b_std``: one real number >= 0 whose square (the recursion forms
+    ``w_std^2`` and ``b_std^2``, K-8) is 0 or a normal number of ``dtype``."""
+    if not is_concrete(value):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"{name} must be a single number >= 0, got a traced array of "
+                             f"shape {jnp.shape(value)} (vmap over the call for several values)")
+        return
+    arr = as_real_array(name, value)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a single number >= 0, got {_show(arr)} (shape "
+                         f"{arr.shape}; call once per value, or vmap over the call)")
+    require_nonnegative(name, value, dtype)
+    v = float(arr)
+    fi = jnp.finfo(dtype)
+    sq = v * v
+    if sq > float(fi.max):
+        raise ValueError(f"{name} must be <= {math.sqrt(float(fi.max)):.4g} (its square, "
+                         f"which the recursion forms (K-8), must not exceed the "
+                         f"{np.dtype(dtype).name} maximum {float(fi.max):.3g}), got {v:g}"
+                         + float64_hint(dtype, lead="; or "))
+    if v > 0.0 and sq < float(fi.tiny):
+        raise ValueError(f"{name} must be 0 or >= {math.sqrt(float(fi.tiny)):.4g} (its square "
+                         f"must be a normal {np.dtype(dtype).name} number, >= "
+                         f"{float(fi.tiny):.3g}; smaller ones flush to 0), got {v:g}"
+                         + float64_hint(dtype, lead="; or "))
+
+
+def _log_sq_norms(x) -> np.ndarray:
+    """log(||x_i||^2) per row of a concrete batch, without overflow (-inf for a zero row)."""
+    a = np.abs(np.atleast_2d(np.asarray(x, dtype=np.float64)))
+    m = a.max(-1)
+    safe = np.where(m > 0, m, 1.0)
+    with np.errstate(divide="ignore"):
+        return np.where(m > 0, 2.0 * np.log(safe) + np.log(np.sum((a / safe[:, None]) ** 2,
+                                                                    -1)), -np.inf)
+
+
+def _check_inputs(name: str, x, dtype) -> float:
+    """Every row's ``||x||^2`` (formed by the kernel) at most the dtype's maximum and every
+    nonzero row's ``||x||^2/d`` a normal number; returns max ``||x||^2/d`` (0 if traced)."""
+    if not is_concrete(x):
+        return 0.0
+    fi = jnp.finfo(dtype)
+    d = x.shape[-1]
+    logs = _log_sq_norms(x)
+    i = int(np.argmax(logs))
+    if logs[i] > math.log(float(fi.max)):
+        raise ValueError(f"{name} must have every ||x||^2 <= {float(fi.max):.3g} (the "
+                         f"{np.dtype(dtype).name} maximum: the kernel forms x.x'), got "
+                         f"||{name}[{i}]||^2 = 1e{logs[i] / math.log(10):.1f}"
+                         + float64_hint(dtype, lead="; rescale the inputs or "))
+    with np.errstate(divide="ignore"):
+        per_d = logs - math.log(d)
+    small = np.isfinite(per_d) & (per_d < math.log(float(fi.tiny)))
+    if small.any():
+        j = int(np.nonzero(small)[0][0])
+        raise ValueError(f"{name} must have ||x||^2/d = 0 or >= {float(fi.tiny):.3g} (a "
+                         f"normal {np.dtype(dtype).name} number), got ||{name}[{j}]||^2/d = "
+                         f"1e{per_d[j] / math.log(10):.1f}; rescale the inputs")
+    return float(np.exp(per_d[i])) if np.isfinite(per_d[i]) else 0.0
+
+
+_HOMOGENEOUS = ("relu", "linear")
+
+
+def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
+    """Refuse scales whose NNGP (K-8) or NTK (K-9) diagonal leaves the dtype's range.
+
+    Layer 1 forms ``w^2 q + b^2`` (q = ``max ||x||^2/d``): it must not overflow for any
+    activation.  For positively homogeneous ones (relu, leaky relu, linear) the diagonal
+    recursion is affine, ``v' = a v + b^2``, ``T' = v' + a' T`` with ``a = w^2 E phi(z)^2``,
+    ``a' = w^2 E phi'(z)^2`` (K-11), so the growth over depth is checked exactly, layer by
+    layer, in float64 on the host.  Other activations: the output is checked after the fact
+    (:func:`_check_output`)."""
+    if not is_concrete((w_std, b_std)):
+        return
+    fmax = float(jnp.finfo(dtype).max)
+    w2 = float(w_std) ** 2
+    b2 = 0.0 if b_std is None else float(b_std) ** 2
+    v = w2 * q_max + b2
+    where = (f"w_std = {float(w_std):g}, b_std = {_show_b(b_std)}, inputs with max "
+             f"||x||^2/d = {q_max:.3g}")
+    if not v <= fmax:
+        raise ValueError(f"w_std^2 max||x||^2/d + b_std^2 (the layer-1 variance, K-8) must be "
+                         f"<= {fmax:.3g} (the {np.dtype(dtype).name} maximum), got {v:.3g} "
+                         f"for {where}" + float64_hint(dtype, lead="; or "))
+    name = name_of(sigma)
+    from rfsim.activations import leaky_slope
+
+    if name not in _HOMOGENEOUS and leaky_slope(sigma) is None:
+        return
+    with jax.ensure_compile_time_eval():
+        a = w2 * float(two_point(sigma, 1.0, 1.0, 1.0))
+        a1 = w2 * float(derivative_two_point(sigma, 1.0, 1.0, 1.0))
+    T = v
+    for layer in range(1, depth + 1):
+        v = a * v + b2
+        T = v + a1 * T if want_ntk else v
+        if not (v <= fmax and T <= fmax):
+            what = "NNGP" if not v <= fmax else "NTK"
+            raise ValueError(
+                f"depth must be <= {layer - 1} for {name} with {where}: the layer-"
+                f"{layer + 1} {what} variance (K-8, K-9) grows by w_std^2 E phi(z)^2 = "
+                f"{a:.3g} per layer and would exceed the {np.dtype(dtype).name} maximum "
+                f"{fmax:.3g}; got depth = {depth}" + float64_hint(dtype, lead="; or "))
+
+
+def _check_output(out, what, *, depth, sigma, w_std, b_std, q_max, dtype) -> None:
+    """Never return a non-finite kernel silently (concrete results only)."""
+    if out is None or not is_concrete(out):
+        return
+    bad = int(jnp.sum(~jnp.isfinite(out)))
+    if bad:
+        raise ValueError(
+            f"the {what} is not finite ({bad} NaN or infinite entr{'y' if bad == 1 else 'ies'})"
+            f" for activation {name_of(sigma)}, depth = {depth}, w_std = {float(w_std):g}, "
+            f"b_std = {_show_b(b_std)}, inputs with max "
+            f"||x||^2/d = {q_max:.3g}: a layer's variance left the {np.dtype(dtype).name} "
+            f"range [{float(jnp.finfo(dtype).tiny):.3g}, {float(jnp.finfo(dtype).max):.3g}]; "
+            "w_std, b_std, depth and the input scale must keep every layer's variance in it"
+            + float64_hint(dtype, lead="; or "))
+
+
+def _validate(x1, x2, depth, activation, w_std, b_std, parameterization, batch_size, order,
+              want_ntk=True):
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
         raise ValueError(f"depth must be an integer >= 0 (the number of hidden layers), "
                          f"got {depth!r}")
@@ -364,13 +518,18 @@ def _validate(x1, x2, depth, activation, w_std, b_std, parameterization, batch_s
     x2 = None if x2 is None else require_batch("x2", x2, x1.shape[-1], finite=True,
                                               other="x1's features")
     dtype = float_dtype(x1) if x2 is None else float_dtype(x1, x2)
-    require_nonnegative("w_std", w_std, dtype)
+    _check_scale("w_std", w_std, dtype)
     if b_std is not None:
-        require_nonnegative("b_std", b_std, dtype)
+        _check_scale("b_std", b_std, dtype)
     if batch_size is not None:
         require_int("batch_size", batch_size)
     require_int("order", order, minimum=2, maximum=1000)
-    return sigma, x1, x2
+    q_max = _check_inputs("x1", x1, dtype)
+    if x2 is not None:
+        q_max = max(q_max, _check_inputs("x2", x2, dtype))
+    if is_concrete((x1, x2)):
+        _check_growth(sigma, int(depth), w_std, b_std, q_max, dtype, want_ntk)
+    return sigma, x1, x2, q_max, dtype
 
 
 def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
@@ -398,8 +557,9 @@ def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
     gets = (get,) if isinstance(get, str) else tuple(get)
     if not gets or any(g not in ("nngp", "ntk") for g in gets):
         raise ValueError(f"get must be 'nngp', 'ntk' or both, got {get!r}")
-    sigma, x1, x2 = _validate(x1, x2, depth, activation, w_std, b_std, parameterization,
-                              batch_size, order)
+    sigma, x1, x2, q_max, in_dtype = _validate(x1, x2, depth, activation, w_std, b_std,
+                                               parameterization, batch_size, order,
+                                               want_ntk="ntk" in gets)
     if diagonal and x2 is not None:
         raise ValueError("diagonal=True computes k(x_i, x_i): pass x2=None")
     want_ntk = "ntk" in gets
@@ -422,7 +582,11 @@ def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
         K, T = K[0], (None if T is None else T[0])
     if x2 is not None and x2.ndim == 1:
         K, T = K[..., 0], (None if T is None else T[..., 0])
-    return Kernels(K if "nngp" in gets else None, T)
+    K = K if "nngp" in gets else None
+    for out, what in ((K, "NNGP"), (T, "NTK")):
+        _check_output(out, what, depth=int(depth), sigma=sigma, w_std=w_std, b_std=b_std,
+                      q_max=q_max, dtype=in_dtype)
+    return Kernels(K, T)
 
 
 def _blocks_diagonal(x, w, b, static, batch_size):
@@ -486,11 +650,13 @@ def dot_product(t, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
     ``dot_product(1.0, ...)`` is the kernel's diagonal ``k(x, x)``."""
     if get not in ("nngp", "ntk"):
         raise ValueError(f"get must be 'nngp' or 'ntk', got {get!r}")
-    sigma, _, _ = _validate(np.zeros((1, 1)), None, depth, activation, w_std, b_std,
-                            parameterization, None, order)
     t = jnp.asarray(t)
     if not jnp.issubdtype(t.dtype, jnp.floating):
         t = t.astype(jnp.result_type(float))
+    # inputs on the sphere: ||x||^2/d = 1 (the growth check runs at q = 1)
+    sigma, _, _, _, dtype = _validate(np.ones((1, 1), t.dtype), None, depth, activation,
+                                      w_std, b_std, parameterization, None, order,
+                                      want_ntk=get == "ntk")
     standard = parameterization == "standard"
     want_ntk = get == "ntk"
     widths = _resolve_widths(width, depth, 1, standard, want_ntk)
@@ -506,4 +672,6 @@ def dot_product(t, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
                       standard=False, widths=None, want_ntk=want_ntk, order=int(order),
                       diagonal=True, same=False, c_override=True)
     out = T if want_ntk else K
+    _check_output(out, get.upper(), depth=int(depth), sigma=sigma, w_std=w_std, b_std=b_std,
+                  q_max=1.0, dtype=dtype)
     return out.reshape(t.shape)
