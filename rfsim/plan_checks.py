@@ -196,14 +196,17 @@ class _Selection:
             if not allowed[k]:
                 return
         checks = list(allowed.items())
-        for values, group in fam.points:
-            if all(fam.cell(values, k) in ok for k, ok in checks):
-                self.points.append((values, group))
-                if self.axis is not None and group not in self.coords:
-                    cs = fam.coords(group, self.axis)
-                    if axis_wants is not None:
-                        cs = [c for c in cs if any(_same(c, w) for w in axis_wants)]
-                    self.coords[group] = cs
+        if checks:
+            self.points = [(v, g) for v, g in fam.points
+                           if all(fam.cell(v, k) in ok for k, ok in checks)]
+        else:
+            self.points = list(fam.points)
+        if self.axis is not None:
+            for group in {g for _, g in self.points}:
+                cs = fam.coords(group, self.axis)
+                if axis_wants is not None:
+                    cs = [c for c in cs if any(_same(c, w) for w in axis_wants)]
+                self.coords[group] = cs
         if self.axis is not None:
             self.points = [(v, g) for v, g in self.points if self.coords[g]]
 
@@ -389,12 +392,17 @@ def _check_curves(spec: dict, kind: str, sels: list[_Selection], grid: list[str]
 
     for s in sels:
         fam = s.fam
-        by_group = {g: [number(c) for c in cs] for g, cs in s.coords.items()}
+        by_group = {g: frozenset(number(c) for c in cs) for g, cs in s.coords.items()}
+        if x == s.axis:  # a curve per point: its x values are its group's coordinates
+            groups: dict[tuple, set] = {}
+            for values, group in s.points:
+                groups.setdefault((fam.name, *(fam.cell(values, k) for k in others)),
+                                  set()).add(group)
+            for base, gs in groups.items():
+                curves[base, None] = set().union(*(by_group[g] for g in gs))
+            continue
         for values, group in s.points:
             base = (fam.name, *(fam.cell(values, k) for k in others))
-            if x == s.axis:
-                curves.setdefault((base, None), set()).update(by_group[group])
-                continue
             v = number(fam.cell(values, x))
             for c in (s.coords[group] if s.axis else [None]):
                 curves.setdefault((base, c), set()).add(v)

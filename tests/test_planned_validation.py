@@ -252,3 +252,13 @@ def test_shipped_experiments_still_validate(capsys):
         for extra in ([], ["--quick"]):
             code = main(["run", str(path), "--dry-run", *extra])
             assert code == 0, (path, capsys.readouterr().err)
+
+
+def test_monotone_with_one_point_per_curve_is_a_fail_not_a_crash():
+    """Refused before compute (above); evaluated directly it is a FAIL with a reason (it
+    raised TypeError: cannot unpack None)."""
+    from rfsim.check import evaluate
+
+    rows = [{"N": "10", "metric": "risk", "mean": "1.0", "sem": "0.1", "theory": "1.0"}]
+    v = evaluate(rows, {"kind": "monotone", "metric": "risk", "x": "N"})
+    assert not v.passed and "needs >= 2 values of N" in v.figure
