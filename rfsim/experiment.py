@@ -16,7 +16,7 @@
     metric = "excess_risk"
     max_abs_z = 4.0
     rel_tol = 0.03
-    [plot]                     # optional figure: x axis, series, metric, log axes
+    [plot]                     # optional figure: x axis, series, metric, where, log axes
     x = "n"
     [quick]                    # optional overrides for --quick and `rfsim check`
     seeds = 8
