@@ -176,6 +176,16 @@ def arcsin(z):
     return jnp.sign(z) * jnp.where(big, 0.5 * math.pi - 2.0 * r, r)
 
 
+def _geometric_mean(qx, qy):
+    """``sqrt(qx qy)``: from the product where it is a normal number (exact on a diagonal,
+    ``sqrt(q q) = q``), else ``sqrt(qx) sqrt(qy)`` (the product over- or underflows for
+    variances beyond ~1e154 or below ~1e-154 in float64, which gave inf or 0)."""
+    p = qx * qy
+    fi = jnp.finfo(p.dtype)
+    normal = (p <= fi.max) & ((p >= fi.tiny) | (qx == 0) | (qy == 0))
+    return jnp.where(normal, jnp.sqrt(jnp.where(normal, p, 1.0)), jnp.sqrt(qx) * jnp.sqrt(qy))
+
+
 def _angle(qx, qy, c):
     """``(theta, s sin theta, s)``, ``s = sqrt(qx qy)``, ``cos theta = c / s`` (0 where s = 0).
 
@@ -183,7 +193,7 @@ def _angle(qx, qy, c):
     u^2 = (1 - |rho|)/2 formed as (s - |c|)/(2s): exact 0 on a diagonal (c = s), and no
     sqrt(eps) loss near theta = 0 as in the clipped arccos of the pitfall list;
     sin theta = 2 u sqrt(1 - u^2) there, sqrt((1 - rho)(1 + rho)) otherwise."""
-    s = jnp.sqrt(qx * qy)
+    s = _geometric_mean(qx, qy)
     pos = s > 0
     inv = 1.0 / jnp.where(pos, s, 1.0)
     rho = jnp.where(pos, jnp.clip(c * inv, -1.0, 1.0), 0.0)
@@ -245,15 +255,40 @@ def _ab_relu(a: float, b: float, order: int, qx, qy, c):
     return (a * a + b * b) * same + sign * 2.0 * a * b * cross
 
 
+def _erf_scaled(qx, qy, c):
+    """``(R, D, a, inv)`` for (K-5) with nothing formed that can overflow: ``inv = 1/m``,
+    ``m = max(1, qx, qy)``; ``R = ((1 + 2qx)(1 + 2qy) - 4c^2)/m^2`` as
+    ``1/m^2 + 2qx/m^2 + 2qy/m^2 + 4 ((s - a)/m)((s + a)/m)`` with ``s = sqrt(qx qy)``,
+    ``a = min(|c|, s)`` (exactly ``(1 + 4q)/m^2`` on a diagonal, where the difference of two
+    ~4q^2 terms lost ``log10 q`` digits); ``D = sqrt((1 + 2qx)(1 + 2qy))/m``."""
+    s = _geometric_mean(qx, qy)
+    a = jnp.minimum(jnp.abs(c), s)
+    inv = 1.0 / jnp.maximum(1.0, jnp.maximum(qx, qy))
+    R = inv * inv + 2.0 * (qx * inv) * inv + 2.0 * (qy * inv) * inv \
+        + 4.0 * ((s - a) * inv) * ((s + a) * inv)
+    D = _geometric_mean((1.0 + 2.0 * qx) * inv, (1.0 + 2.0 * qy) * inv)
+    return R, D, a, inv
+
+
 def _erf_two_point(qx, qy, c):
-    """(K-5): E erf(u) erf(v) = (2/pi) arcsin(2c / sqrt((1 + 2qx)(1 + 2qy)))."""
-    arg = 2.0 * c / jnp.sqrt((1.0 + 2.0 * qx) * (1.0 + 2.0 * qy))
-    return (2.0 / math.pi) * arcsin(jnp.clip(arg, -1.0, 1.0))
+    """(K-5): E erf(u) erf(v) = (2/pi) arcsin(z), z = 2c / sqrt((1 + 2qx)(1 + 2qy)).
+
+    For |z| > 1/2, ``arcsin z = sign(z) (pi/2 - 2 asin(sqrt(h)))`` with
+    ``h = (1 - |z|)/2 = R / (2 D (D + 2a/m))`` (:func:`_erf_scaled`) formed without the
+    cancellation of ``1 - |z|``: accurate at any variance (q = 1e300 included)."""
+    R, D, a, inv = _erf_scaled(qx, qy, c)
+    z = jnp.clip(2.0 * c * inv / D, -1.0, 1.0)
+    big = jnp.abs(z) > 0.5
+    h = R / (2.0 * D * (D + 2.0 * a * inv))
+    r = _asin_half(jnp.where(big, jnp.sqrt(jnp.where(big, h, 0.0)), z))
+    return (2.0 / math.pi) * jnp.where(big, jnp.sign(c) * (0.5 * math.pi - 2.0 * r), r)
 
 
 def _erf_derivative_two_point(qx, qy, c):
-    """(K-5): E erf'(u) erf'(v) = (4/pi) / sqrt((1 + 2qx)(1 + 2qy) - 4 c^2)."""
-    return (4.0 / math.pi) / jnp.sqrt((1.0 + 2.0 * qx) * (1.0 + 2.0 * qy) - 4.0 * c * c)
+    """(K-5): E erf'(u) erf'(v) = (4/pi) / sqrt((1 + 2qx)(1 + 2qy) - 4 c^2), the radicand
+    from :func:`_erf_scaled` (no overflow, no cancellation on a diagonal)."""
+    R, _, _, inv = _erf_scaled(qx, qy, c)
+    return (4.0 / math.pi) * inv / jnp.sqrt(R)
 
 
 _RADIUS = 10.0  # radial cut-off: the weight r exp(-r^2/2) beyond it is below 1e-20

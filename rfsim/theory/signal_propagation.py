@@ -27,12 +27,23 @@ from __future__ import annotations
 from functools import partial
 from typing import NamedTuple
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rfsim.activations import get_activation, leaky_slope, name_of
 from rfsim.theory.gaussian import derivative_two_point, two_point
-from rfsim.validation import require_int
+from rfsim.validation import (
+    as_real_array,
+    float64_hint,
+    float_dtype,
+    is_concrete,
+    require,
+    require_int,
+    require_nonnegative,
+)
 
 __all__ = [
     "SignalPropagation",
@@ -61,11 +72,84 @@ def _homogeneous(sigma) -> bool:
     return name_of(sigma) in _HOMOGENEOUS or leaky_slope(sigma) is not None
 
 
+# --------------------------------------------------------------------------- validation
+# Concrete arguments only (inside jit/vmap they are tracers and are skipped, as everywhere in
+# rfsim.validation): every public function checks each argument before any compute.
+
+
+def _scales(w_std, b_std, *others) -> np.dtype:
+    """``w_std, b_std >= 0`` whose squares (formed by SP-1, SP-2) are 0 or normal numbers of
+    the dtype the maps run in; returns that dtype."""
+    dtype = float_dtype(w_std, b_std, *others)
+    fi = jnp.finfo(dtype)
+    for name, v in (("w_std", w_std), ("b_std", b_std)):
+        require_nonnegative(name, v, dtype)
+        if not is_concrete(v):
+            continue
+        a = np.abs(as_real_array(name, v))
+        with np.errstate(over="ignore", under="ignore"):
+            sq = a * a
+        big = sq > float(fi.max)
+        if big.any():
+            raise ValueError(f"{name} must be <= {math.sqrt(float(fi.max)):.4g} (its square, "
+                             f"formed by the length map SP-1, must not exceed the "
+                             f"{np.dtype(dtype).name} maximum), got {a[big].flat[0]:g}"
+                             + float64_hint(dtype, lead="; or "))
+        small = (a > 0) & (sq < float(fi.tiny))
+        if small.any():
+            raise ValueError(f"{name} must be 0 or >= {math.sqrt(float(fi.tiny)):.4g} (its "
+                             f"square must be a normal {np.dtype(dtype).name} number), got "
+                             f"{a[small].flat[0]:g}")
+    return dtype
+
+
+def _variance(name, q, dtype, *, positive=False) -> None:
+    """A variance ``q``: finite, ``>= 0`` (``> 0`` when ``positive``), in the dtype's range."""
+    if positive:
+        require(name, q, lambda a: a > 0, "> 0 (a variance)", dtype)
+    else:
+        require(name, q, lambda a: a >= 0, ">= 0 (a variance)", dtype)
+
+
+def _correlation(name, c, dtype) -> None:
+    require(name, c, lambda a: (a >= -1) & (a <= 1), "in [-1, 1] (a correlation)", dtype)
+
+
+def _defined(name, q, w_std, b_std) -> None:
+    """The correlation map (SP-2) divides by the next variance ``w^2 E phi^2 + b^2``: it is
+    defined where ``q > 0`` and ``w > 0``, or ``b > 0``."""
+    if not is_concrete((q, w_std, b_std)):
+        return
+    qa, wa, ba = np.broadcast_arrays(*(as_real_array(n, v) for n, v in
+                                       ((name, q), ("w_std", w_std), ("b_std", b_std))))
+    ok = ((qa > 0) & (wa > 0)) | (ba > 0)
+    if not ok.all():
+        i = np.nonzero(~ok.ravel())[0][0]
+        raise ValueError(f"{name} must be > 0 with w_std > 0 when b_std = 0 (the correlation "
+                         f"map SP-2 divides by the next layer's variance w_std^2 E phi^2 + "
+                         f"b_std^2, which is then 0), got {name} = {qa.ravel()[i]:g}, w_std = "
+                         f"{wa.ravel()[i]:g}, b_std = {ba.ravel()[i]:g}")
+
+
+def _finite(what: str, out, hint: str) -> None:
+    """Never return NaN or inf silently (concrete results only)."""
+    if not is_concrete(out):
+        return
+    bad = ~np.isfinite(np.asarray(out))
+    if bad.any():
+        raise ValueError(f"{what} is not finite ({int(bad.sum())} NaN or infinite "
+                         f"entr{'y' if bad.sum() == 1 else 'ies'}): {hint}")
+
+
 # --------------------------------------------------------------------------- the maps
 
 
 def length_map(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
-    """(SP-1) ``q^{l+1} = w_std^2 E phi(sqrt(q^l) z)^2 + b_std^2``, ``z ~ N(0, 1)``."""
+    """(SP-1) ``q^{l+1} = w_std^2 E phi(sqrt(q^l) z)^2 + b_std^2``, ``z ~ N(0, 1)``.
+
+    ``q >= 0``, ``w_std, b_std >= 0`` (ValueError otherwise)."""
+    dtype = _scales(w_std, b_std, q)
+    _variance("q", q, dtype)
     q = _f(q)
     return _f(w_std) ** 2 * two_point(activation, q, q, q) + _f(b_std) ** 2
 
@@ -75,11 +159,34 @@ def correlation_map(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Arr
     ``(u, v) ~ N(0, q [[1, c], [c, 1]])``.  At ``q = q*`` the denominator is ``q*``
     (Poole et al. 2016, Eq. (3)); at any other ``q`` it is the next layer's length, so the
     pair ``(length_map, correlation_map)`` is the exact infinite-width recursion (K-8) for
-    two inputs of equal norm."""
-    c, q = jnp.broadcast_arrays(_f(c), _f(q))
-    w2, b2 = _f(w_std) ** 2, _f(b_std) ** 2
-    both = two_point(activation, jnp.stack([q, q]), jnp.stack([q, q]), jnp.stack([c * q, q]))
-    return (w2 * both[0] + b2) / (w2 * both[1] + b2)
+    two inputs of equal norm.  ``c`` in [-1, 1]; ``q >= 0`` and ``w_std > 0`` or ``b_std > 0``
+    so that the denominator is positive (ValueError otherwise).  Positively homogeneous
+    activations with ``b = 0`` use the q-free form ``E phi(u) phi(v) / E phi(u)^2`` (no
+    overflow or underflow of ``q`` can reach the correlation)."""
+    dtype = _scales(w_std, b_std, c, q)
+    _correlation("c", c, dtype)
+    _variance("q", q, dtype)
+    _defined("q", q, w_std, b_std)
+    return _correlation_map(get_activation(activation), _f(c), _f(q), _f(w_std), _f(b_std))
+
+
+def _correlation_map(sigma, c, q, w_std, b_std):
+    return _maps(sigma, c, q, w_std, b_std)[1]
+
+
+def _maps(sigma, c, q, w_std, b_std):
+    """(SP-1) and (SP-2) from one two-point call: ``(q', c')``."""
+    c, q, w, b = jnp.broadcast_arrays(c, q, w_std, b_std)
+    w2, b2 = w * w, b * b
+    both = two_point(sigma, jnp.stack([q, q]), jnp.stack([q, q]), jnp.stack([c * q, q]))
+    q_new = w2 * both[1] + b2
+    out = (w2 * both[0] + b2) / q_new
+    if _homogeneous(sigma):  # E phi(u) phi(v) = q g(c): scale-free when b = 0
+        one = jnp.ones_like(c)
+        g = two_point(sigma, jnp.stack([one, one]), jnp.stack([one, one]),
+                      jnp.stack([c, one]))
+        out = jnp.where(b2 == 0, g[0] / g[1], out)
+    return q_new, out
 
 
 def correlation_slope(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
@@ -87,7 +194,9 @@ def correlation_slope(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.A
     theorem: the covariance derivative of ``E phi(u) phi(v)`` is ``E phi' phi'``, and the
     factor ``q*`` of the covariance cancels the ``1/q*`` of (SP-2)).  ``b_std`` is unused,
     accepted for a uniform signature."""
-    del b_std
+    dtype = _scales(w_std, b_std, c, q)
+    _correlation("c", c, dtype)
+    _variance("q", q, dtype)
     c, q = jnp.broadcast_arrays(_f(c), _f(q))
     return _f(w_std) ** 2 * derivative_two_point(activation, q, q, c * q)
 
@@ -115,8 +224,10 @@ def length_slope(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     ``w^2 E phi(z)^2``.  Otherwise a fourth-order central difference of (SP-1) with step
     ``1e-3 q`` (truncation ~1e-12, round-off ~1e-13 relative): autodiff of the two-point
     quadrature is singular on its diagonal (the angle's derivative at ``theta = 0``).
-    Needs ``q > 0``."""
+    Needs ``q > 0`` (``q >= 0`` for the homogeneous ones)."""
     sigma = get_activation(activation)
+    dtype = _scales(w_std, b_std, q)
+    _variance("q", q, dtype, positive=not _homogeneous(sigma))
     q = _f(q)
     w2 = _f(w_std) ** 2
     if _homogeneous(sigma):
@@ -128,18 +239,17 @@ def length_slope(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
 # --------------------------------------------------------------------------- iterates
 
 
+
+
 @partial(jax.jit, static_argnames=("depth", "activation"))
 def _iterate(q0, c0, w_std, b_std, *, depth, activation):
     w2, b2 = w_std**2, b_std**2
     q1 = w2 * q0 + b2  # the input layer is linear (K-8: K^1 = w^2 x.x'/d + b^2)
-    c1 = (w2 * c0 * q0 + b2) / q1
+    c1 = jnp.where(b2 == 0, c0, (w2 * c0 * q0 + b2) / q1)  # b = 0: c^1 = c0, any q0
 
     def step(carry, _):
         q, c = carry
-        both = two_point(activation, jnp.stack([q, q]), jnp.stack([q, q]),
-                         jnp.stack([c * q, q]))
-        q_new = w2 * both[1] + b2
-        c_new = (w2 * both[0] + b2) / q_new
+        q_new, c_new = _maps(activation, c, q, w_std, b_std)
         return (q_new, c_new), (q_new, c_new)
 
     _, (qs, cs) = jax.lax.scan(step, (q1, c1), None, length=depth - 1)
@@ -154,13 +264,33 @@ def iterate_maps(q0, c0, depth: int, *, activation="tanh", w_std=1.0, b_std=0.0)
     then (SP-1) and (SP-2) at the current ``q^l`` (not at ``q*``: this is the exact
     infinite-width recursion, equal to the NNGP (K-8) normalized by its diagonal).
     Returns two arrays of shape ``(depth,)``; scalar ``q0, c0, w_std, b_std`` (vmap for more).
+    ``q0 >= 0``, ``c0`` in [-1, 1], ``w_std, b_std >= 0`` with ``w_std^2 q0 + b_std^2 > 0``
+    (ValueError otherwise); a variance that leaves the float range on the way (a
+    non-homogeneous activation whose ``q^l`` underflows to 0, say) is a ValueError, never a
+    NaN.  Homogeneous activations without bias carry ``c`` in q-free form (SP-2).
     """
     require_int("depth", depth, minimum=1)
     sigma = get_activation(activation)
+    for name, v in (("q0", q0), ("c0", c0), ("w_std", w_std), ("b_std", b_std)):
+        if jnp.ndim(v) != 0:
+            raise ValueError(f"{name} must be a single number, got shape {jnp.shape(v)} "
+                             "(vmap over iterate_maps for several values)")
+    dtype = _scales(w_std, b_std, q0, c0)
+    _variance("q0", q0, dtype)
+    _correlation("c0", c0, dtype)
+    _defined("q0", q0, w_std, b_std)
     q0, c0, w, b = (_f(v) for v in (q0, c0, w_std, b_std))
     dtype = jnp.result_type(q0, c0, w, b)
-    return _iterate(q0.astype(dtype), c0.astype(dtype), w.astype(dtype), b.astype(dtype),
-                    depth=int(depth), activation=sigma)
+    out = _iterate(q0.astype(dtype), c0.astype(dtype), w.astype(dtype), b.astype(dtype),
+                   depth=int(depth), activation=sigma)
+    if is_concrete((out, w_std, b_std)):
+        for what, v in (("q", out[0]), ("c", out[1])):
+            _finite(f"iterate_maps' {what}", v,
+                    f"a layer's variance q^l left the {np.dtype(dtype).name} range at "
+                    f"w_std = {float(w_std):g}, b_std = {float(b_std):g}, depth = {depth} "
+                    "(it grows or decays geometrically): use fewer layers or scales nearer "
+                    "the critical line")
+    return out
 
 
 # --------------------------------------------------------------------------- fixed points
@@ -194,6 +324,10 @@ def fixed_point_q(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0, iterations
     and is approached slowly; the result is then only near 0.
     """
     sigma = get_activation(activation)
+    dtype = _scales(w_std, b_std, q0)
+    _variance("q0", q0, dtype)
+    require_int("iterations", iterations, minimum=0)
+    require_int("newton", newton, minimum=0)
     w, b, q0 = _f(w_std), _f(b_std), _f(q0)
     if _homogeneous(sigma):
         a = w * w * two_point(sigma, 1.0, 1.0, 1.0)
@@ -214,13 +348,13 @@ def _fixed_c(q_star, w_std, b_std, *, activation, rounds):
     """Smallest root of M(c) = c in [0, 1] for one point: each round evaluates M on 255
     points of the current bracket (one quadrature block) and keeps the cell where
     M(c) - c changes sign; the bracket shrinks 254-fold per round."""
-    kw = dict(activation=activation, w_std=w_std, b_std=b_std)
     t = jnp.linspace(0.0, 1.0, _GRID, dtype=q_star.dtype)
 
     def refine(i, bounds):
         lo, hi = bounds
         c = lo + (hi - lo) * t
-        above = correlation_map(c, jnp.full_like(c, q_star), **kw) > c  # M(c) > c below c*
+        above = _correlation_map(activation, c, jnp.full_like(c, q_star), w_std,
+                                 b_std) > c  # M(c) > c below c*
         k = jnp.clip(jnp.sum(jnp.cumprod(above)) - 1, 0, _GRID - 2)  # last cell still above
         return c[k], c[k + 1]
 
@@ -240,6 +374,10 @@ def fixed_point_c(q_star, *, activation="tanh", w_std=1.0, b_std=0.0,
     below 1, so the first sign change of ``M(c) - c`` on [0, 1] is the stable root.  Found
     by ``rounds`` grid refinements (254^-7 ~ 1e-17).  Elementwise over broadcast inputs."""
     sigma = get_activation(activation)
+    dtype = _scales(w_std, b_std, q_star)
+    _variance("q_star", q_star, dtype)
+    _defined("q_star", q_star, w_std, b_std)
+    require_int("rounds", rounds, minimum=1)
     q, w, b = jnp.broadcast_arrays(_f(q_star), _f(w_std), _f(b_std))
     ordered = chi_1(q, activation=sigma, w_std=w) <= 1.0 + 1e-12  # c = 1 stable
     one = partial(_fixed_c, activation=sigma, rounds=int(rounds))
@@ -253,7 +391,11 @@ def depth_scales(q_star, c_star, *, activation="tanh", w_std=1.0, b_std=0.0):
     2017, Eq. (5)), ``xi_c = -1/log(chi_c)`` with ``chi_c = w^2 E phi'(u) phi'(v)`` at
     ``(q*, c*)`` (their Eq. (9); ``chi_c = chi_1`` in the ordered phase, ``c* = 1``).
     Both diverge at the boundary ``chi_1 = 1`` (SP-9): ``xi_c = inf`` there."""
-    kw = dict(activation=activation, w_std=w_std, b_std=b_std)
+    sigma = get_activation(activation)
+    dtype = _scales(w_std, b_std, q_star, c_star)
+    _variance("q_star", q_star, dtype, positive=not _homogeneous(sigma))
+    _correlation("c_star", c_star, dtype)
+    kw = dict(activation=sigma, w_std=w_std, b_std=b_std)
     slope_q = length_slope(q_star, **kw)
     slope_c = correlation_slope(c_star, q_star, **kw)
     xi = lambda s: jnp.where(s < 1, -1.0 / jnp.log(jnp.where(s < 1, s, 0.5)), jnp.inf)  # noqa: E731
@@ -277,6 +419,8 @@ def analyze(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0) -> SignalPropaga
     activation).  Where the length diverges (relu with ``w^2 > 2``, or ``w^2 = 2`` and
     ``b > 0``) ``q* = inf`` and everything else is NaN."""
     sigma = get_activation(activation)
+    dtype = _scales(w_std, b_std, q0)
+    _variance("q0", q0, dtype)
     w, b, q0 = jnp.broadcast_arrays(_f(w_std), _f(b_std), _f(q0))
     return _analyze(w, b, q0, activation=sigma)
 
@@ -304,6 +448,7 @@ def critical_line(q_star, *, activation="tanh"):
     ``q_star``; points with ``b2 < 0`` are off the physical boundary (NaN).  relu: the
     single point ``(2, 0)`` for every ``q*`` (``w^2 = 2`` and ``b^2 = q* - 2 q*/2 = 0``)."""
     sigma = get_activation(activation)
+    _variance("q_star", q_star, float_dtype(q_star), positive=True)
     q = _f(q_star)
     w2 = 1.0 / derivative_two_point(sigma, q, q, q)
     b2 = q - w2 * two_point(sigma, q, q, q)
