@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rfsim.validation import require_finite, require_nonnegative
+from rfsim.validation import as_real_array, require_finite, require_nonnegative
 
 __all__ = ["Posterior", "nngp_posterior", "ntk_flow"]
 
@@ -39,25 +39,35 @@ class Posterior(NamedTuple):
     cov: np.ndarray
 
 
-def _blocks(dd, td, tt, y):
-    dd = np.asarray(dd, dtype=float)
-    td = np.atleast_2d(np.asarray(td, dtype=float))
-    y = np.asarray(y, dtype=float)
-    for name, v in (("dd", dd), ("td", td), ("y", y)):
+def _real(name: str, value) -> np.ndarray:
+    """A float64 array; complex, boolean, string or ragged input is a ValueError naming the
+    argument (``np.asarray(.., float)`` dropped an imaginary part with only a warning)."""
+    if value is None:
+        raise ValueError(f"{name} must be a real array, got None")
+    return as_real_array(name, value)
+
+
+def _blocks(dd, td, tt, y, names=("dd", "td", "tt")):
+    dd = _real(names[0], dd)
+    td = np.atleast_2d(_real(names[1], td))
+    y = _real("y", y)
+    for name, v in ((names[0], dd), (names[1], td), ("y", y)):
         require_finite(name, v)
     if dd.ndim != 2 or dd.shape[0] != dd.shape[1] or dd.shape[0] < 1:
-        raise ValueError(f"dd (the train x train kernel) must be square (n, n), got {dd.shape}")
+        raise ValueError(f"{names[0]} (the train x train kernel) must be square (n, n), got "
+                         f"{dd.shape}")
     n = dd.shape[0]
     if td.shape[1] != n:
-        raise ValueError(f"td (test x train) must have {n} columns to match dd, got {td.shape}")
+        raise ValueError(f"{names[1]} (test x train) must have {n} columns to match "
+                         f"{names[0]}, got {td.shape}")
     if y.shape[0] != n:
-        raise ValueError(f"y must have n = {n} rows to match dd, got shape {y.shape}")
+        raise ValueError(f"y must have n = {n} rows to match {names[0]}, got shape {y.shape}")
     if tt is not None:
-        tt = np.asarray(tt, dtype=float)
-        require_finite("tt", tt)
+        tt = _real(names[2], tt)
+        require_finite(names[2], tt)
         m = td.shape[0]
         if tt.shape not in ((m,), (m, m)):
-            raise ValueError(f"tt must be (m, m) or its diagonal (m,) with m = {m}, got "
+            raise ValueError(f"{names[2]} must be (m, m) or its diagonal (m,) with m = {m}, got "
                              f"{tt.shape}")
     return 0.5 * (dd + dd.T), td, tt, y
 
@@ -100,12 +110,22 @@ def nngp_posterior(dd, td, y, tt=None, *, noise=0.0) -> Posterior:
 def ntk_flow(ntk_dd, ntk_td, y, t, *, nngp_dd=None, nngp_td=None, nngp_tt=None) -> Posterior:
     """Mean and covariance over initializations of a network trained by gradient flow on
     the loss (1/2n) sum (f - y)^2 for time ``t`` (= learning rate x steps), in the NTK limit
-    (K-14, K-15).  ``t`` may be ``math.inf``.  The covariance needs the NNGP blocks
-    (``nngp_tt`` (m, m) or (m,)); without them ``cov`` is None.
+    (K-14, K-15).  ``t`` may be ``math.inf``.  The covariance needs all three NNGP blocks
+    (``nngp_dd`` (n, n), ``nngp_td`` (m, n), ``nngp_tt`` (m, m) or (m,)); without them ``cov``
+    is None, and only some of them is a ValueError (never a silently missing covariance).
+    Every block must be real (complex input is a ValueError).
     """
     if not (isinstance(t, (int, float, np.floating, np.integer)) and t == math.inf):
         require_nonnegative("t", t)
-    dd, td, _, y = _blocks(ntk_dd, ntk_td, None, y)
+    given = {k: v is not None for k, v in
+             (("nngp_dd", nngp_dd), ("nngp_td", nngp_td), ("nngp_tt", nngp_tt))}
+    if any(given.values()) and not all(given.values()):
+        have = [k for k, g in given.items() if g]
+        missing = [k for k, g in given.items() if not g]
+        raise ValueError(f"nngp_dd, nngp_td and nngp_tt must be given together (the covariance"
+                         f" K-15 needs all three) or not at all, got {', '.join(have)} without "
+                         f"{', '.join(missing)}")
+    dd, td, _, y = _blocks(ntk_dd, ntk_td, None, y, names=("ntk_dd", "ntk_td", "tt"))
     n = dd.shape[0]
     lam, V = _eigh(dd, "ntk_dd")
     if math.isinf(float(t)):
@@ -119,9 +139,10 @@ def ntk_flow(ntk_dd, ntk_td, y, t, *, nngp_dd=None, nngp_td=None, nngp_tt=None) 
         g = np.where(lam > 0, -np.expm1(-rate * float(t)) / safe, float(t) / n)
     A = td @ ((V * g) @ V.T)  # Theta_td Theta_dd^{-1} (I - e^{-Theta t/n})
     mean = A @ y
-    if nngp_dd is None or nngp_tt is None or nngp_td is None:
+    if nngp_dd is None:
         return Posterior(mean, None)
-    Kdd, Ktd, Ktt, _ = _blocks(nngp_dd, nngp_td, nngp_tt, y)
+    Kdd, Ktd, Ktt, _ = _blocks(nngp_dd, nngp_td, nngp_tt, y,
+                               names=("nngp_dd", "nngp_td", "nngp_tt"))
     diag = Ktt.ndim == 1
     if diag:
         cov = Ktt + np.einsum("ij,jk,ik->i", A, Kdd, A) - 2.0 * np.einsum("ij,ij->i", A, Ktd)

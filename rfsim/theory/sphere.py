@@ -49,6 +49,8 @@ __all__ = [
     "kernel_eigenvalues",
     "kernel_spectrum",
     "krr_risk",
+    "log_multiplicities",
+    "max_degree",
     "multiplicities",
     "multiplicity",
     "sphere_krr_risk",
@@ -79,9 +81,78 @@ def multiplicity(d: int, l: int) -> int:
     return math.comb(l + d - 1, d - 1) - (math.comb(l + d - 3, d - 1) if l >= 2 else 0)
 
 
-def multiplicities(d: int, L: int) -> np.ndarray:
-    """``[N(d, 0), ..., N(d, L)]`` as float64 (S-1)."""
+def log_multiplicities(d: int, L: int) -> np.ndarray:
+    """``[log N(d, 0), ..., log N(d, L)]`` (S-1) in float64, for any ``d`` and ``L`` (no
+    overflow): ``log N(d, l) = log(2l + d - 2) - log l + lgamma(l + d - 2) - lgamma(l)
+    - lgamma(d - 1)`` for ``l >= 1`` (``N(2, l) = 2``); absolute error ~1e-11 at
+    d = 1000 (lgamma's round-off on values ~1e4)."""
+    from scipy.special import gammaln
+
+    _check_d(d)
     _check_degree("L", L)
+    out = np.zeros(L + 1)
+    if L >= 1:
+        l = np.arange(1, L + 1, dtype=float)
+        out[1:] = (np.log(2 * l + d - 2) - np.log(l) + gammaln(l + d - 2) - gammaln(l)
+                   - gammaln(d - 1.0))
+    return out
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+_DEGREE_CAP = 2**31 - 1  # degrees are sizes (rfsim.validation.MAX_SIZE)
+
+
+@functools.lru_cache(maxsize=1024)
+def max_degree(d: int) -> int:
+    """The largest ``L`` for which every ``N(d, l)``, ``l <= L``, is a float64 number
+    (``<= 1.8e308``; at most ``2**31 - 1``): :func:`multiplicities` and
+    :func:`kernel_spectrum` refuse a larger ``L``.  d = 1000: 307; d = 10000: 134.
+
+    A degree beyond it carries no representable eigenvalue either: a positive semi-definite
+    kernel has ``N(d, l) lambda_l <= kfun(1)``, so ``lambda_l < kfun(1)/1.8e308`` is below
+    float64's normal range for ``kfun(1)`` of order 1 and its trace belongs in the tail
+    (S-7).  Exact: bisection on :func:`log_multiplicities`' formula, then the integers
+    ``N(d, l)`` (``math.comb``) decide at the boundary."""
+    _check_d(d)
+    if d == 2:
+        return _DEGREE_CAP  # N(2, l) = 2
+
+    def log_n(l: int) -> float:
+        return (math.log(2 * l + d - 2) - math.log(l) + math.lgamma(l + d - 2)
+                - math.lgamma(l) - math.lgamma(d - 1))
+
+    limit = math.log(_FLOAT_MAX)
+    if log_n(_DEGREE_CAP) <= limit - 1e-6:
+        return _DEGREE_CAP
+    lo, hi = 0, _DEGREE_CAP  # log N(d, lo) below the limit, log N(d, hi) above (d >= 3: increasing)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if mid >= 1 and log_n(mid) > limit:
+            hi = mid
+        else:
+            lo = mid
+    # lgamma's round-off: settle the neighbours exactly
+    L = max(lo - 2, 0)
+    while multiplicity(d, L + 1) <= _FLOAT_MAX:
+        L += 1
+    return L
+
+
+def multiplicities(d: int, L: int) -> np.ndarray:
+    """``[N(d, 0), ..., N(d, L)]`` as float64 (S-1), each the exact integer correctly
+    rounded.  ``L <= max_degree(d)`` (ValueError otherwise, naming the limit): a
+    multiplicity beyond the float64 range has no float value, and its degree no
+    representable eigenvalue (:func:`max_degree`); :func:`log_multiplicities` has them all."""
+    _check_d(d)
+    _check_degree("L", L)
+    top = max_degree(d)
+    if L > top:
+        log10 = log_multiplicities(d, top + 1)[-1] / math.log(10.0)
+        raise ValueError(f"L must be <= {top} for d = {d}, got {L}: the multiplicity "
+                         f"N({d}, {top + 1}) ~ 1e{log10:.1f} exceeds the float64 maximum "
+                         f"{_FLOAT_MAX:.3g} (S-1), and a degree that high has no eigenvalue "
+                         "float64 can hold either (N lambda <= k(1)): put its trace in the tail "
+                         "(S-7) by choosing a smaller L, or use log_multiplicities")
     return np.array([float(multiplicity(d, l)) for l in range(L + 1)])
 
 
@@ -243,6 +314,7 @@ def kernel_spectrum(kfun: Callable, d: int, L: int, *, panels: int | None = None
     """
     _check_d(d)
     _check_degree("L", L)
+    N = multiplicities(d, L)  # refuses an L beyond max_degree(d) before any quadrature
     lam, err, second, k1 = _funk_hecke(kfun, d, L, panels)
     tol = 4.0 * np.arange(1, L + 2) * err
     if (lam < -tol).any():
@@ -251,22 +323,46 @@ def kernel_spectrum(kfun: Callable, d: int, L: int, *, panels: int | None = None
                          f"kfun is not a positive semi-definite kernel on the sphere in d = {d}"
                          " (or is not smooth in arccos t and needs more panels)")
     lam = np.where(np.abs(lam) <= tol, 0.0, lam)
-    N = multiplicities(d, L)
     eps = np.finfo(float).eps
-    trace_error = float(N @ tol) + 16 * eps * abs(k1)
-    t1 = k1 - float(N @ lam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mass, slack = N * lam, N * tol  # N lambda <= k(1) for a PSD kernel: finite
+        trace_error = float(np.sum(slack)) + 16 * eps * abs(k1)
+        t1 = k1 - float(np.sum(mass))
+    _check_trace(d, L, k1, mass, t1, trace_error)
     t1 = t1 if t1 > trace_error else 0.0  # below its own round-off: no tail to speak of
     t2 = second - float(N @ lam**2)
     t2 = t2 if t1 > 0 and t2 > 16 * eps * second else 0.0
     return SphereSpectrum(lam, N, (t1, t2), k1, second, trace_error)
 
 
+def _check_trace(d, L, k1, mass, t1, trace_error) -> None:
+    """The trace identity (S-7) ``sum_l N(d, l) lambda_l + T1 = kfun(1)`` with ``T1 >= 0``
+    must hold to its round-off bound, and that bound must be below ``kfun(1)`` itself
+    (otherwise the degrees' round-off, amplified by their multiplicities, is as large as the
+    whole trace and the identity says nothing): ValueError otherwise, never a wrong tail."""
+    where = f"d = {d}, L = {L}"
+    if not np.all(np.isfinite(mass)) or not math.isfinite(trace_error):
+        raise ValueError(f"N(d, l) lambda_l must be finite (S-7), got an overflow at {where}: "
+                         "the eigenvalues are not those of a kernel bounded by kfun(1) = "
+                         f"{k1:g}")
+    if trace_error >= abs(k1) and k1 != 0:
+        raise ValueError(f"L must be small enough for float64 to check the trace identity "
+                         f"sum N(d, l) lambda_l = kfun(1) (S-7) at d = {d}: its round-off "
+                         f"bound {trace_error:.3g} is not below kfun(1) = {k1:.3g}, got L = {L}")
+    if t1 < -trace_error:
+        raise ValueError(f"the eigenvalues must satisfy sum N(d, l) lambda_l <= kfun(1) (S-7),"
+                         f" got {k1 - t1:.17g} > {k1:.17g} beyond the round-off bound "
+                         f"{trace_error:.3g} at {where}: the Funk-Hecke quadrature has not "
+                         "converged (pass more panels) or kfun is not a kernel")
+
+
 def trace_residual(kfun: Callable, d: int, L: int, *, panels: int | None = None) -> float:
     """``kfun(1) - sum_{l<=L} N(d, l) lambda_l`` (S-7), the trace left beyond degree L: 0 to
     round-off for a polynomial of degree <= L, ``-> 0`` as ``L -> inf`` for any continuous
     positive-definite kernel (Mercer), at the rate of its spectrum's tail."""
+    N = multiplicities(d, L)  # refuses an L beyond max_degree(d) up front
     lam, _, _, k1 = _funk_hecke(kfun, d, L, panels)
-    return k1 - float(multiplicities(d, L) @ lam)
+    return k1 - float(N @ lam)
 
 
 # --------------------------------------------------------------------------- (S-8)
