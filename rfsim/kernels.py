@@ -65,7 +65,14 @@ import numpy as np
 from flax import nnx
 
 from rfsim.activations import Activation, get_activation
-from rfsim.validation import closest, is_concrete, require_int, require_nonnegative
+from rfsim.validation import (
+    closest,
+    float64_hint,
+    float_dtype,
+    is_concrete,
+    require_int,
+    require_nonnegative,
+)
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -298,9 +305,9 @@ def _spec(d, depth, width, activation, w_std, b_std, parameterization) -> MLPSpe
     require_int("depth", depth, 0)
     require_int("width", width, 1)
     phi = get_activation(activation)
-    require_nonnegative("w_std", w_std)
+    _check_scale("w_std", w_std)
     if b_std is not None:
-        require_nonnegative("b_std", b_std)
+        _check_scale("b_std", b_std)
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {list(PARAMETERIZATIONS)}, got "
                          f"{parameterization!r}" + closest(parameterization, PARAMETERIZATIONS))
@@ -350,6 +357,52 @@ def from_linen(model, variables) -> tuple[Callable, Any]:
 # --------------------------------------------------------------------------- validation
 
 
+def _check_scale(name: str, value) -> None:
+    """``w_std`` / ``b_std`` >= 0 whose square (the structured NTK's c_l^2, beta_l^2) is 0 or
+    a normal number of the active float dtype."""
+    dtype = float_dtype()
+    require_nonnegative(name, value, dtype)
+    fi = jnp.finfo(dtype)
+    v = abs(float(value))
+    if v * v > float(fi.max) or (v > 0 and v * v < float(fi.tiny)):
+        lo, hi = math.sqrt(float(fi.tiny)), math.sqrt(float(fi.max))
+        raise ValueError(f"{name} must be 0 or in [{lo:.4g}, {hi:.4g}] (its square must be a "
+                         f"normal {np.dtype(dtype).name} number), got {v:g}"
+                         + float64_hint(dtype, lead="; or "))
+
+
+def _check_scale_of_inputs(name: str, x) -> None:
+    """Every row's ``||x||^2`` (formed by the first layer and by the kernel's x.x') must not
+    overflow ``x``'s dtype: an input scaled by 1e200 gave a kernel of NaN and inf."""
+    arr = np.abs(np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1))
+    m = arr.max(-1)
+    safe = np.where(m > 0, m, 1.0)
+    with np.errstate(divide="ignore"):
+        logs = np.where(m > 0, 2 * np.log(safe) + np.log(np.sum((arr / safe[:, None]) ** 2, -1)),
+                        -np.inf)
+    fmax = float(jnp.finfo(x.dtype).max)
+    i = int(np.argmax(logs))
+    if logs[i] > math.log(fmax):
+        raise ValueError(f"{name} must have every ||x||^2 <= {fmax:.3g} (the "
+                         f"{np.dtype(x.dtype).name} maximum: the network and the kernel form "
+                         f"x.x'), got ||{name}[{i}]||^2 = 1e{logs[i] / math.log(10):.1f}; "
+                         "rescale the inputs")
+
+
+def _check_output(what: str, K, x1, x2) -> jax.Array:
+    """Never return a non-finite kernel silently (concrete results only)."""
+    if is_concrete(K):
+        bad = int(jnp.sum(~jnp.isfinite(K)))
+        if bad:
+            scale = max(float(jnp.max(jnp.abs(x))) for x in (x1, x1 if x2 is None else x2))
+            raise ValueError(
+                f"the {what} is not finite ({bad} NaN or infinite entr"
+                f"{'y' if bad == 1 else 'ies'}) for inputs of max |x| = {scale:.3g}: a "
+                f"layer's activations or gradients left the {np.dtype(K.dtype).name} range; "
+                "the inputs, w_std, b_std and depth must keep them in it")
+    return K
+
+
 def _check_x(name: str, x, spec: MLPSpec | None) -> jax.Array:
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.integer):
@@ -369,6 +422,7 @@ def _check_x(name: str, x, spec: MLPSpec | None) -> jax.Array:
             idx = tuple(int(i[0]) for i in np.nonzero(bad))
             raise ValueError(f"{name} must be finite, got {np.asarray(x)[idx]} at "
                              f"{name}[{', '.join(map(str, idx))}]")
+        _check_scale_of_inputs(name, x)
     return x
 
 
@@ -559,8 +613,8 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size: int | None = Non
         kernel = lambda a, b: _ntk_ntvp(apply_fn, params, a, b, trace, chunk)
     n = max(x1.shape[0], 0 if x2 is None else x2.shape[0])
     if batch_size is None or batch_size >= n:
-        return kernel(x1, x2)
-    return _blocked(kernel, x1, x2, batch_size, trace)
+        return _check_output("empirical NTK", kernel(x1, x2), x1, x2)
+    return _check_output("empirical NTK", _blocked(kernel, x1, x2, batch_size, trace), x1, x2)
 
 
 @partial(jax.jit, static_argnums=(0, 4))
@@ -576,7 +630,8 @@ def empirical_nngp(apply_fn, params, x1, x2=None, *, trace_outputs: bool = True)
     """f(x1) f(x2)^T / k for one network (one sample of the NNGP's covariance): (n1, n2);
     ``trace_outputs=False``: the (n1, n2, k, k) outer product."""
     x1, x2 = _check_inputs(x1, x2, _mlp_spec_of(apply_fn))
-    return _nngp_core(apply_fn, params, x1, x2, bool(trace_outputs))
+    return _check_output("empirical NNGP", _nngp_core(apply_fn, params, x1, x2,
+                                                      bool(trace_outputs)), x1, x2)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -595,7 +650,8 @@ def conditional_nngp(apply_fn: MLPApply, params, x1, x2=None) -> jax.Array:
     given the hidden weights (only the readout random).  (n1, n2)."""
     spec = _require_mlp(apply_fn, "conditional_nngp")
     x1, x2 = _check_inputs(x1, x2, spec)
-    return _conditional_core(apply_fn, params, x1, x2)
+    return _check_output("conditional NNGP", _conditional_core(apply_fn, params, x1, x2), x1,
+                         x2)
 
 
 class Kernels(NamedTuple):
