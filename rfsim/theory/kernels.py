@@ -553,6 +553,14 @@ def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
         order: Gauss–Hermite order per axis for quadrature activations.
     Returns:
         :class:`Kernels` ``(nngp, ntk)`` (``ntk`` None when not asked for).
+    Raises:
+        ValueError: naming the field, the value and what is allowed, for the arguments
+        above and for scales whose recursion leaves the float range (theory/kernels.md
+        K-12, "Range"): ``w_std``/``b_std`` not one number or with a square outside the
+        dtype's normal range, inputs whose ``||x||^2`` overflows, a depth at which a
+        homogeneous activation's variance overflows; and whenever the computed kernel has a
+        NaN or inf entry (never returned silently).  Inside ``jit`` only the shapes are
+        checked.
     """
     gets = (get,) if isinstance(get, str) else tuple(get)
     if not gets or any(g not in ("nngp", "ntk") for g in gets):
