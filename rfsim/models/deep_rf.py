@@ -51,6 +51,7 @@ from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
 from rfsim.features import deep_weights
 from rfsim.models import register
+from rfsim.models._scales import per_copy
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.deep_rf import RECURSIONS, check_recursion, deep_rf_risk
 from rfsim.validation import require_int, require_nonnegative
@@ -179,12 +180,18 @@ def predict(cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
 
 
 def memory(cfg: DeepRFConfig) -> int:
-    """Floats in the largest array: activations of the train/test/calibration inputs, a
-    weight matrix, or the Gram matrix of the readout features."""
+    """One seed's peak working set (floats, counted per WORKING_COPIES): every layer's
+    weights, plus the largest of the calibration pass of :func:`init` (16384 inputs through
+    the widest layer, two copies), the simulation (train and test inputs and activations,
+    the Gram matrix with its eigendecomposition and workspace) and the theory's
+    population covariances."""
     widths = (cfg.d, *cfg.widths)
+    weights = sum(a * b for a, b in zip(widths, widths[1:]))
     k = max(widths)
-    weights = max(a * b for a, b in zip(widths, widths[1:]))
-    return max(max(cfg.n, cfg.n_test, CALIBRATION) * k, weights, min(cfg.n, cfg.widths[-1]) ** 2)
+    cal = CALIBRATION * (cfg.d + 2 * k) if cfg.centered else 0
+    m = min(cfg.n, cfg.widths[-1])
+    sim = (cfg.n + cfg.n_test) * (cfg.d + 2 * k) + 5 * m * m
+    return per_copy(weights + max(cal, sim, 3 * k * k))
 
 
 MODEL = register(

@@ -30,6 +30,8 @@ and no noise it underestimates (theory/kernels.md §5).
 from __future__ import annotations
 
 import functools
+import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,7 @@ import numpy as np
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
 from rfsim.models import register
+from rfsim.models._scales import per_copy
 from rfsim.solvers import kernel_ridge_from_eigh
 from rfsim.theory.kernels import dot_product
 from rfsim.theory.sphere import (
@@ -48,7 +51,14 @@ from rfsim.theory.sphere import (
     sphere_krr_risk,
     sphere_points,
 )
-from rfsim.validation import require, require_choice, require_int, require_nonnegative
+from rfsim.models._scales import require_network_scales, require_square
+from rfsim.validation import (
+    require,
+    require_choice,
+    require_in_range,
+    require_int,
+    require_nonnegative,
+)
 
 KERNELS = ("ntk", "nngp", "gaussian")
 
@@ -80,19 +90,109 @@ class KernelRidgeConfig:
         require_nonnegative("b_std", self.b_std)
         require("bandwidth", self.bandwidth, lambda a: a > 0, "> 0")
         require_int("max_degree", self.max_degree, minimum=0, maximum=2000)
+        top = max_degree_limit(self.d)
+        if self.max_degree > top:
+            raise ValueError(f"max_degree must be <= {top} for d = {self.d} (the multiplicity "
+                             f"N(d, l) of a higher degree exceeds the float64 maximum, and the "
+                             f"spectrum weights each eigenvalue by it), got {self.max_degree}")
         require_int("n_test", self.n_test, minimum=2)
         require_nonnegative("ridge", self.ridge)
         require_nonnegative("noise", self.noise)
+        _ignored(self)
+        degrees, powers = _target_lists(self.degrees, self.powers)
+        object.__setattr__(self, "degrees", degrees)
+        object.__setattr__(self, "powers", powers)
         degree_power(self.degrees, self.powers, self.max_degree)  # validates both lists
+        if self.kernel == "gaussian":
+            # the Gram forms exp(-(d / bandwidth^2)(1 - t)): d / bandwidth^2 must be a number
+            require_square("bandwidth", self.bandwidth, zero_ok=False)
+            scale = self.d / (float(self.bandwidth) * float(self.bandwidth))
+            require_in_range("d / bandwidth^2", scale)
+        else:
+            require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
+                                   activation=self.activation, gets=(self.kernel,),
+                                   family="the kernel")
+        _require_spectrum(self)
+
+
+def _require_spectrum(cfg) -> None:
+    """Form the Mercer spectrum (cached: predict reuses it) before any compute, so that a
+    (d, max_degree, kernel) whose spectrum float64 cannot resolve is refused here, naming
+    the fields, not after the whole simulation ran."""
+    try:
+        spectrum(cfg)
+    except ValueError as e:
+        m = re.search(r"eigenvalues\[(\d+)\]", str(e))
+        at = f" (it failed at degree {m.group(1)})" if m else ""
+        raise ValueError(f"max_degree must be small enough for float64 to resolve the "
+                         f"{cfg.kernel} kernel's Mercer spectrum in d = {cfg.d}{at}, got "
+                         f"{cfg.max_degree}: lower max_degree or d ({e})"
+        ) from None
+
+
+# fields that only some kernels use, with their defaults: a non-default value under a kernel
+# that ignores it would change the draws (statics are hashed into the keys) and nothing else
+_NETWORK_FIELDS = {"depth": 1, "activation": "relu", "w_std": 1.0, "b_std": 0.0}
+_GAUSSIAN_FIELDS = {"bandwidth": 1.0}
+
+
+def _ignored(cfg) -> None:
+    unused = _NETWORK_FIELDS if cfg.kernel == "gaussian" else _GAUSSIAN_FIELDS
+    users = "'ntk' or 'nngp'" if cfg.kernel == "gaussian" else "'gaussian'"
+    for name, default in unused.items():
+        value = getattr(cfg, name)
+        if value != default:
+            raise ValueError(f"{name} is used only with kernel = {users}; got {name} = "
+                             f"{value!r} with kernel = {cfg.kernel!r}: remove it")
+
+
+def _target_lists(degrees, powers) -> tuple[tuple, tuple]:
+    """``degrees`` and ``powers`` as tuples: each must be a list (a scalar or a string is
+    refused, not iterated), ``powers`` a flat list of real numbers."""
+    for name, value, what in (("degrees", degrees, "integers >= 0"),
+                              ("powers", powers, "numbers >= 0, one per degree")):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list of {what}, got {value!r}")
+    for i, p in enumerate(powers):
+        if isinstance(p, (bool, str, bytes, list, tuple, dict)) or p is None:
+            raise ValueError(f"powers[{i}] must be a real number >= 0, got {p!r}")
+        require_nonnegative(f"powers[{i}]", p)
+    return tuple(degrees), tuple(float(p) for p in powers)
+
+
+@functools.lru_cache(maxsize=256)
+def max_degree_limit(d: int) -> int:
+    """The largest ``L`` (at most 2000) whose multiplicities ``N(d, l)``, ``l <= L``, are
+    float64 numbers: the spectrum (S-1, S-7) weights every eigenvalue by them."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+        return 2000
+    limit = math.log(np.finfo(np.float64).max) - 1e-6  # lgamma's round-off
+    for L in range(1, 2001):
+        if _log_multiplicity(int(d), L) > limit:
+            return L - 1
+    return 2000
+
+
+def _log_multiplicity(d: int, l: int) -> float:
+    """log N(d, l) = log((2l + d - 2)/l * C(l + d - 3, l - 1)) for l >= 1 (S-1)."""
+    if d == 2:
+        return math.log(2.0)
+    return (math.log(2 * l + d - 2) - math.log(l) + math.lgamma(l + d - 2)
+            - math.lgamma(l) - math.lgamma(d - 1))
 
 
 def _kfun(cfg: KernelRidgeConfig):
     """``kfun(t)`` (jittable, elementwise) of the configured kernel."""
-    if cfg.kernel == "gaussian":
-        scale = cfg.d / cfg.bandwidth**2
+    return _kernel_function(cfg.kernel, cfg.d, cfg.depth, cfg.activation, cfg.w_std,
+                            cfg.b_std, cfg.bandwidth)
+
+
+def _kernel_function(kernel, d, depth, activation, w_std, b_std, bandwidth):
+    if kernel == "gaussian":
+        scale = d / (float(bandwidth) * float(bandwidth))  # validated: a normal number
         return lambda t: jnp.exp(-scale * (1.0 - t))
-    return functools.partial(dot_product, depth=cfg.depth, activation=cfg.activation,
-                             w_std=cfg.w_std, b_std=cfg.b_std, get=cfg.kernel)
+    return functools.partial(dot_product, depth=depth, activation=activation,
+                             w_std=w_std, b_std=b_std, get=kernel)
 
 
 def _gram(kfun, a, b, d, same=False):
@@ -136,10 +236,7 @@ def simulate(key: jax.Array, cfg: KernelRidgeConfig, state: dict) -> dict[str, j
 
 @functools.lru_cache(maxsize=64)
 def _spectrum(kernel, depth, activation, w_std, b_std, bandwidth, d, L):
-    cfg = KernelRidgeConfig(n=1, d=d, kernel=kernel, depth=depth, activation=activation,
-                            w_std=w_std, b_std=b_std, bandwidth=bandwidth, degrees=(0,),
-                            powers=(0.0,), max_degree=L)
-    kfun = _kfun(cfg)
+    kfun = _kernel_function(kernel, d, depth, activation, w_std, b_std, bandwidth)
 
     def kfun64(t):  # the theory is float64 even in a --float32 run (a scoped switch only)
         with jax.enable_x64(True):
@@ -166,9 +263,12 @@ def predict(cfg: KernelRidgeConfig, state: dict) -> dict[str, float]:
 
 
 def memory(cfg: KernelRidgeConfig) -> int:
-    """Floats in the largest array of one seed: the Gram matrix and its eigenvectors, or
-    the test-by-train kernel block."""
-    return max(2 * cfg.n * cfg.n, cfg.n_test * cfg.n)
+    """One seed's peak working set (floats, counted per WORKING_COPIES): the train and test
+    inputs in R^d drawn and normalized (2.5 (n + n_test) d), the Gram matrix with its
+    eigendecomposition and workspace (5 n^2) and the test-by-train kernel block with the
+    kernel's temporaries (4 n_test n)."""
+    return per_copy(2.5 * (cfg.n + cfg.n_test) * cfg.d + 5 * cfg.n * cfg.n
+                    + 4 * cfg.n_test * cfg.n)
 
 
 MODEL = register(

@@ -27,6 +27,8 @@ from rfsim.config import model_config, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
 from rfsim.models import register
+from rfsim.models._scales import per_copy
+from rfsim.models._scales import require_network_scales
 from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
 from rfsim.validation import require, require_choice, require_int, require_nonnegative
 
@@ -51,10 +53,20 @@ class MLPKernelConfig:
         require_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         require("w_std", self.w_std, lambda a: a > 0, "> 0")
         require_nonnegative("b_std", self.b_std)
+        # the closed forms and the network form w_std^2 ||x||^2/d, b_std^2 and kernels that
+        # grow like w_std^(2 depth): refuse scales they cannot hold, naming the field
+        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
+                               activation=self.activation, parameterization=self.parameterization,
+                               width=self.width if self.parameterization == "standard" else None,
+                               family="the network")
 
 
 def _relative(a, b):
-    return jnp.linalg.norm(a - b) / jnp.linalg.norm(b)
+    """||a - b||_F / ||b||_F, both scaled by max |b| first (the squares of a large kernel's
+    entries would overflow the sums; the ratio does not change)."""
+    s = jnp.max(jnp.abs(b))
+    s = jnp.where((s > 0) & jnp.isfinite(s), s, jnp.ones_like(s))
+    return jnp.linalg.norm((a - b) / s) / jnp.linalg.norm(b / s)
 
 
 def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
@@ -72,10 +84,14 @@ def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: MLPKernelConfig) -> int:
-    """Floats in the largest array of one seed: a hidden weight matrix, or the first
-    layer's, or the backward vectors of every layer."""
-    hidden = cfg.width * cfg.width if cfg.depth >= 2 else 0
-    return max(hidden, cfg.d * cfg.width, cfg.n_inputs * cfg.width * (cfg.depth + 1))
+    """One seed's peak working set (floats, counted per WORKING_COPIES): the parameters
+    (three copies), the inputs, every layer's activations and backward vectors
+    (4 n_inputs width (depth + 1)), and the n_inputs x n_inputs kernels: one per layer in the
+    empirical NTK, the closed forms' and their temporaries ((3 (depth + 1) + 2) n_inputs^2)."""
+    n, w, L = cfg.n_inputs, cfg.width, cfg.depth
+    params = w * w * max(L - 1, 0) + cfg.d * w + w * (L + 1) + w
+    return per_copy(3 * params + 2 * n * cfg.d + 4 * n * w * (L + 1)
+                    + (3 * (L + 1) + 2) * n * n)
 
 
 MODEL = register(

@@ -26,6 +26,7 @@ from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
 from rfsim.features import random_features, sphere_inputs, sphere_weights
 from rfsim.models import register
+from rfsim.models._scales import per_copy
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.mei_montanari import activation_coefficients, mei_montanari
 from rfsim.validation import require_int, require_nonnegative
@@ -93,8 +94,13 @@ def predict(cfg: RFRidgeConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: RFRidgeConfig) -> int:
-    """Floats in the largest array of one seed: the train/test features or the Gram matrix."""
-    return max(cfg.n * cfg.N, cfg.n_test * cfg.N, cfg.n_test * cfg.d, min(cfg.n, cfg.N) ** 2)
+    """One seed's peak working set (floats, counted per WORKING_COPIES): train and test
+    pre-activations and features (2 n N + 2 n_test N), inputs and weights, the Gram matrix
+    with its eigendecomposition and workspace (5 min(n, N)^2)."""
+    m = min(cfg.n, cfg.N)
+    return per_copy(2 * (cfg.n + cfg.n_test) * cfg.N + 5 * m * m
+                    + 2 * (cfg.n + cfg.n_test + cfg.N) * cfg.d)
+
 
 MODEL = register(
     "rf-ridge",

@@ -37,6 +37,7 @@ import numpy as np
 from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, param, static
 from rfsim.models import register
+from rfsim.models._scales import per_copy
 from rfsim.theory.signal_propagation import iterate_maps
 from rfsim.validation import closest, require, require_int, require_nonnegative
 
@@ -79,18 +80,40 @@ def _pairs(key, cfg, dtype):
     e, _ = jnp.linalg.qr(g)  # (n_pairs, d, 2): orthonormal columns
     e1, e2 = e[..., 0], e[..., 1]
     c0 = jnp.asarray(cfg.c0, dtype)
-    scale = jnp.sqrt(jnp.asarray(cfg.q0, dtype) * cfg.d)
+    # sqrt(q0) sqrt(d), not sqrt(q0 d): q0 d overflows for q0 near the float maximum
+    scale = jnp.sqrt(jnp.asarray(cfg.q0, dtype)) * math.sqrt(cfg.d)
     x = scale * e1
     y = scale * (c0 * e1 + jnp.sqrt(jnp.maximum(1.0 - c0 * c0, 0.0)) * e2)
     return jnp.stack([x, y], axis=1).reshape(2 * cfg.n_pairs, cfg.d)
 
 
+def _norms(h):
+    """Euclidean norms of the rows of ``h`` without overflow or underflow of the squares:
+    ``m sqrt(sum (h/m)^2)`` with ``m = max |h|`` per row (0 for a zero row, inf or NaN for a
+    row holding one)."""
+    m = jnp.max(jnp.abs(h), axis=-1, keepdims=True)
+    safe = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
+    scaled = jnp.sqrt(jnp.sum((h / safe) ** 2, axis=-1))
+    return jnp.where(jnp.isfinite(m[..., 0]), m[..., 0] * scaled, m[..., 0] + scaled)
+
+
 def _stats(h):
-    """(q, c) of one layer's pre-activations h: (2 n_pairs, n)."""
-    sq = jnp.sum(h * h, axis=-1)
+    """(q, c) of one layer's pre-activations h: (2 n_pairs, n).
+
+    Overflow-safe: ``q = mean_rows (|h|/sqrt n)^2`` from the scaled norms (inf only when q
+    itself exceeds the float range), and ``c = <a/|a|, b/|b|>`` normalizes before it
+    multiplies, so the correlation stays exact while the squared norms overflow (the old
+    ``a.b / sqrt(|a|^2 |b|^2)`` read 0 once ``|a|^2 |b|^2`` overflowed).  A row that has
+    overflowed to inf gives NaN (reported as non-finite), never a finite wrong number."""
+    norm = _norms(h)
+    rms = norm / math.sqrt(h.shape[-1])
+    top = jnp.max(rms)
+    unit = jnp.where((top > 0) & jnp.isfinite(top), top, 1.0)
+    q = unit * unit * jnp.mean((rms / unit) ** 2)  # no overflow of the sum before the mean
     a, b = h[0::2], h[1::2]
-    corr = jnp.sum(a * b, -1) / jnp.sqrt(sq[0::2] * sq[1::2])
-    return jnp.mean(sq) / h.shape[-1], jnp.mean(corr)
+    na, nb = norm[0::2, None], norm[1::2, None]
+    corr = jnp.sum((a / na) * (b / nb), -1)
+    return q, jnp.mean(corr)
 
 
 def simulate(key: jax.Array, cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
@@ -129,8 +152,13 @@ def predict(cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: SignalPropagationConfig) -> int:
-    """Floats in the largest array of one seed: a weight matrix."""
-    return max(cfg.width * cfg.width, cfg.width * cfg.d)
+    """One seed's peak working set (floats, counted per WORKING_COPIES): the pre-activations
+    of all 2 n_pairs inputs and their temporaries (5 per layer step: h, phi(h), the product,
+    the scaled copies of the statistics), the input pairs being built (4 d per input) and
+    a weight matrix being drawn (3 width^2)."""
+    rows = 2 * cfg.n_pairs
+    return per_copy(rows * (5 * cfg.width + 4 * cfg.d) + 3 * cfg.width * cfg.width
+                    + 2 * cfg.width * cfg.d)
 
 
 MODEL = register(

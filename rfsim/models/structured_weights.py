@@ -42,6 +42,8 @@ from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, static
 from rfsim.features import haar_orthogonal, sphere_inputs
 from rfsim.models import register
+from rfsim.models._scales import per_copy
+from rfsim.models._scales import require_network_scales
 from rfsim.theory.kernels import nngp
 from rfsim.validation import closest, require, require_int, require_nonnegative
 
@@ -80,6 +82,25 @@ class StructuredWeightsConfig:
         require("rank_fraction", self.rank_fraction, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
         require("density", self.density, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
         require("variance_factor", self.variance_factor, lambda a: a > 0, "> 0")
+        for name, default, kind in (("rank_fraction", 0.25, "low_rank"),
+                                    ("density", 0.5, "sparse")):
+            value = getattr(self, name)
+            if self.kind != kind and float(value) != default:
+                raise ValueError(f"{name} is used only with kind = {kind!r}; got {name} = "
+                                 f"{value!r} with kind = {self.kind!r}: remove it")
+        # the network forms w_std^2 ||x||^2/d and b_std^2; the NNGP it is compared with is
+        # evaluated at w_std sqrt(variance_factor): both must stay in range
+        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
+                               activation=self.activation, gets=("nngp",),
+                               family="the network")
+        try:
+            require_network_scales(w_std=float(self.w_std) * math.sqrt(float(
+                self.variance_factor)), b_std=self.b_std, depth=self.depth,
+                activation=self.activation, gets=("nngp",))
+        except ValueError as e:
+            raise ValueError(f"variance_factor must keep the compared NNGP, evaluated at "
+                             f"w_std sqrt(variance_factor), in range, got variance_factor = "
+                             f"{float(self.variance_factor):g} ({e})") from None
 
     @property
     def rank(self) -> int:
@@ -131,13 +152,21 @@ def simulate(key: jax.Array, cfg: StructuredWeightsConfig) -> dict[str, jax.Arra
     limit = nngp(x, depth=cfg.depth, activation=cfg.activation,
                  w_std=float(cfg.w_std) * math.sqrt(float(cfg.variance_factor)),
                  b_std=float(cfg.b_std))
-    return {"nngp_error": jnp.linalg.norm(K_cond - limit) / jnp.linalg.norm(limit)}
+    scale = jnp.max(jnp.abs(limit))  # scaled first: the squares of large entries overflow
+    scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
+    return {"nngp_error": jnp.linalg.norm((K_cond - limit) / scale)
+            / jnp.linalg.norm(limit / scale)}
 
 
 def memory(cfg: StructuredWeightsConfig) -> int:
-    """Floats in the largest array of one seed: a hidden matrix (twice for low rank and
-    sparse, which build it from two arrays of that size or smaller)."""
-    return 2 * cfg.width * cfg.width
+    """One seed's peak working set (floats, counted per WORKING_COPIES): a hidden matrix
+    being drawn (2 width^2: the draw and its product or factorization; 3 for sparse: the
+    mask, the Gaussian entries and the product), the first layer, the activations
+    (3 n_inputs width (depth + 1)) and the n_inputs x n_inputs kernels ((depth + 4) n_inputs^2)."""
+    w, n = cfg.width, cfg.n_inputs
+    c = 3 if cfg.kind == "sparse" else 2
+    return per_copy(c * w * w + 2 * w * cfg.d + 3 * n * w * (cfg.depth + 1)
+                    + (cfg.depth + 4) * n * n)
 
 
 MODEL = register(

@@ -78,6 +78,8 @@ from rfsim.config import model_config, param, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import mlp
 from rfsim.models import register
+from rfsim.models._scales import per_copy
+from rfsim.models._scales import require_network_scales
 from rfsim.theory.infinite_width import ntk_flow
 from rfsim.theory.kernels import kernels
 from rfsim.validation import closest, require, require_int, require_nonnegative
@@ -137,6 +139,11 @@ class WideTrainingConfig:
         require_nonnegative("target_scale", self.target_scale)
         require_nonnegative("noise", self.noise)
         require_int("data_seed", self.data_seed, minimum=0)
+        # Theta(x, x) grows like w_std^(2 depth + 2): refuse scales whose NTK diagonal (or
+        # w_std^2, b_std^2) is no normal number before the rate bound 2/Theta is formed
+        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
+                               activation=self.activation, gets=("nngp", "ntk"),
+                               family="the network")
         limit = 2.0 / ntk_diagonal(self)
         require("learning_rate", self.learning_rate, lambda a: 0 < a < limit,
                 f"in (0, {limit:.6g}) = (0, 2/Theta(x,x)), the rate stable for every "
@@ -237,11 +244,16 @@ def coords(cfg: WideTrainingConfig) -> dict[str, np.ndarray]:
 
 
 def memory(cfg: WideTrainingConfig) -> int:
-    """Floats in the largest array of one seed: a hidden weight matrix (and its gradient),
-    the first layer's, or the activations of the training batch."""
-    hidden = cfg.width * cfg.width if cfg.depth >= 2 else 0
-    return max(hidden, cfg.d * cfg.width,
-               (cfg.n_train + cfg.n_test) * cfg.width * (cfg.depth + 1))
+    """One seed's peak working set (floats, counted per WORKING_COPIES): the parameters, their
+    gradient and the training loop's copies (6 P), the activations of the training and test
+    batches (4 (n_train + n_test) width (depth + 1)), the closed-form NTK blocks of
+    :func:`init` (3 (n_train + n_test)^2) and the GD operators C_k (n_times n_test n_train, with
+    the eigendecomposition's 3 n_train^2)."""
+    w, L = cfg.width, cfg.depth
+    params = w * w * max(L - 1, 0) + cfg.d * w + w * (L + 1) + w
+    m = cfg.n_train + cfg.n_test
+    return per_copy(6 * params + 4 * m * w * (L + 1) + 3 * m * m
+                    + cfg.n_times * cfg.n_test * cfg.n_train + 3 * cfg.n_train * cfg.n_train)
 
 
 MODEL = register(
