@@ -205,7 +205,7 @@ def draw(rows: list[dict], spec: dict, *, grid_axes: list[str] = (), default_met
     nrows = -(-n // ncols)
     size = (5.2, 3.8) if n == 1 else (3.2 * ncols + 1.8, 2.6 * nrows + 0.5)
     fig, grid = plt.subplots(nrows, ncols, figsize=size, constrained_layout=True,
-                             squeeze=False, sharex=True)
+                             squeeze=False, sharex=True, sharey=True)  # one scale
     xs_all, ys_all, handles = [], [], {}
     for i, pk in enumerate(panel_keys):
         ax = grid[i // ncols][i % ncols]
