@@ -67,8 +67,15 @@ def short_labels(cells: Iterable[str]) -> dict[str, str]:
     one column distinct: 1.41 for 1.4142135623730951, 0.001 for 0.001."""
     cells = sorted(set(cells), key=value_order)
     nums = {c: _number(c) for c in cells}
+
+    def fmt(v: float, digits: int) -> str:
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))  # 1024, not 1.02e+03
+        whole = len(str(int(abs(v)))) if abs(v) >= 1 else 0
+        return f"{v:.{max(digits, whole)}g}"
+
     for digits in range(3, 18):
-        out = {c: (f"{v:.{digits}g}" if v is not None and c != "" else c)
+        out = {c: (fmt(v, digits) if v is not None and c != "" else c)
                for c, v in nums.items()}
         numeric = [out[c] for c in cells if nums[c] is not None]
         if len(set(numeric)) == len(numeric):

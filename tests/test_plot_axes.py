@@ -157,3 +157,5 @@ def test_short_labels_stay_distinct():
     labels = short_labels(["0.1", "0.10001"])
     assert len(set(labels.values())) == 2
     assert short_labels(["relu", "tanh"]) == {"relu": "relu", "tanh": "tanh"}
+    assert short_labels(["64", "1024", "1234.5678"]) == {"64": "64", "1024": "1024",
+                                                        "1234.5678": "1235"}
