@@ -61,6 +61,7 @@ from rfsim.validation import (
 )
 
 KERNELS = ("ntk", "nngp", "gaussian")
+MAX_D = 10**6
 
 
 @model_config
@@ -83,6 +84,10 @@ class KernelRidgeConfig:
     def validate(self):
         require_int("n", self.n)
         require_int("d", self.d, minimum=2)
+        if self.d > MAX_D:
+            raise ValueError(f"d must be <= {MAX_D:,} (the theory's Funk-Hecke quadrature "
+                             f"takes about 5 d nodes: minutes beyond that, and float64 "
+                             f"resolves only the first few degrees there), got {self.d:,}")
         require_choice("kernel", self.kernel, KERNELS)
         require_int("depth", self.depth, minimum=0, maximum=100)
         require_choice("activation", self.activation, ACTIVATIONS, listed=sorted(ACTIVATIONS))
