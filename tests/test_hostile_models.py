@@ -24,6 +24,7 @@ FAMILIES = {
                       'n_times = 2\n'),
     "structured-weights": 'model = "structured-weights"\nseeds = 2\n[params]\nwidth = 8\n',
     "signal-propagation": 'model = "signal-propagation"\nseeds = 2\n[params]\nwidth = 8\n',
+    "rf-ridge": 'model = "rf-ridge"\nseeds = 2\n[params]\nd = 10\nN = 20\nn = 15\n',
 }
 
 
@@ -69,6 +70,10 @@ def _refused(tmp_path, capsys, text):
     ("kernel-ridge", "w_std = 10.0\ndepth = 100\n",
      "w_std must keep the kernel's NTK diagonal k(x, x) in ["),
     ("wide-training", "w_std = 1e300\n", "w_std must be in [1.49e-154, 1.34e+154]"),
+    ("kernel-ridge", "d = 10000000\n", "d must be <= 1,000,000"),
+    # the other families: rf-ridge's prediction refused ridge = 1e300 only in predict,
+    # after the simulation ran (RF-15): now before compute, naming ridge
+    ("rf-ridge", "ridge = 1e300\n", "ridge must be <= 9.02e+136 for activation 'relu'"),
     # (16) a field the chosen variant ignores
     ("kernel-ridge", "bandwidth = 2.0\n",
      "bandwidth is used only with kernel = 'gaussian'; got bandwidth = 2.0 with kernel = "

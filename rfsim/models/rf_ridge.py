@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
@@ -28,8 +29,8 @@ from rfsim.features import random_features, sphere_inputs, sphere_weights
 from rfsim.models import register
 from rfsim.models._scales import per_copy
 from rfsim.solvers import gram_eigh, ridge_from_eigh
-from rfsim.theory.mei_montanari import activation_coefficients, mei_montanari
-from rfsim.validation import require_int, require_nonnegative
+from rfsim.theory.mei_montanari import activation_coefficients, mei_montanari, psi_range
+from rfsim.validation import float_dtype, is_concrete, require_int, require_nonnegative
 
 
 @model_config
@@ -56,6 +57,20 @@ class RFRidgeConfig:
                              "erf, tanh, gelu")
         for name in ("ridge", "f1_sq", "fstar_sq", "noise"):
             require_nonnegative(name, getattr(self, name))
+        if isinstance(self.activation, str) and is_concrete(self.ridge):
+            # the prediction's domain (RF-15), checked here so that a ridge the theory
+            # cannot resolve is refused before the simulation runs, not in predict after it
+            dtype = float_dtype()
+            _, hi = psi_range(dtype)
+            mustar = activation_coefficients(self.activation)[2]
+            top = hi * mustar * mustar / max(1.0, (self.N / self.d) * (self.n / self.d))
+            if float(self.ridge) > top:
+                raise ValueError(
+                    f"ridge must be <= {top:.3g} for activation {self.activation!r}, N/d = "
+                    f"{self.N / self.d:g}, n/d = {self.n / self.d:g} (ridge/mu*^2 max(1, psi1 "
+                    f"psi2) <= {hi:.3g}, where {np.dtype(dtype).name} resolves the "
+                    f"Mei-Montanari risk, RF-15; beyond it the risk is its ridge -> inf "
+                    f"limit), got {float(self.ridge):g}")
 
 
 def target(x: jax.Array, cfg: RFRidgeConfig) -> jax.Array:
