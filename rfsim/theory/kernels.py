@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, name_of
+from rfsim.activations import get_activation, leaky_slope, name_of
 from rfsim.theory.gaussian import (
     QUADRATURE_ORDER,
     arccos_expectation,
@@ -466,8 +466,6 @@ def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
                          f"<= {fmax:.3g} (the {np.dtype(dtype).name} maximum), got {v:.3g} "
                          f"for {where}" + float64_hint(dtype, lead="; or "))
     name = name_of(sigma)
-    from rfsim.activations import leaky_slope
-
     if name not in _HOMOGENEOUS and leaky_slope(sigma) is None:
         return
     with jax.ensure_compile_time_eval():
