@@ -71,6 +71,9 @@ def _refused(tmp_path, capsys, text):
      "w_std must keep the kernel's NTK diagonal k(x, x) in ["),
     ("wide-training", "w_std = 1e300\n", "w_std must be in [1.49e-154, 1.34e+154]"),
     ("kernel-ridge", "d = 10000000\n", "d must be <= 1,000,000"),
+    # depth caps: depth 100 took 387 s (mlp-kernel) and 843 s, 6 GB (structured-weights)
+    ("mlp-kernel", "depth = 100\n", "depth must be <= 32 (the network is unrolled"),
+    ("structured-weights", "depth = 100\n", "depth must be <= 32 (the network is unrolled"),
     # the other families: rf-ridge's prediction refused ridge = 1e300 only in predict,
     # after the simulation ran (RF-15): now before compute, naming ridge
     ("rf-ridge", "ridge = 1e300\n", "ridge must be <= 9.02e+136 for activation 'relu'"),
