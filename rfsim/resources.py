@@ -1,18 +1,18 @@
 """How much memory a run may use, and whether a static group fits in it (checked before
 any compute).
 
-Each family may declare ``memory(cfg) -> int``: the number of floats in the largest array
-one seed of one grid point allocates (e.g. ``n * N`` random features).  The engine asks for
-``WORKING_COPIES`` such arrays per seed in flight (the array, a product or factorization of
-it); seeds run one after another inside a compiled call, so when one seed does not fit the
-run is refused, with the estimate in the message, before anything is computed.
+Each family may declare ``memory(cfg) -> int``: the floats of one seed's peak working set
+(every array live at the peak: inputs, features, a Gram matrix, a factorization's output
+and workspace, XLA temporaries), measured against the real peak in
+``tests/test_memory_estimates.py`` (within 2x).  Seeds run one after another inside a
+compiled call, so when one seed does not fit the run is refused, with the estimate in the
+message, before anything is computed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-WORKING_COPIES = 3
 MAX_GRID_POINTS = 100_000  # validating a point takes ~1 ms: 10^5 points ~ 2 min
 MAX_TABLE_ROWS = 100_000_000  # grid points x seeds (rows of sim.csv)
 
@@ -61,18 +61,18 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.1f} PB"
 
 
-def seed_bytes(largest: int, itemsize: int) -> int:
-    """Estimated peak bytes of one seed: ``WORKING_COPIES`` arrays of ``largest`` floats."""
-    return WORKING_COPIES * largest * itemsize
+def seed_bytes(peak_floats: int, itemsize: int) -> int:
+    """Estimated peak bytes of one seed: its working set of ``peak_floats`` floats."""
+    return peak_floats * itemsize
 
 
-def require_fits(largest: int, itemsize: int, available: int | None, where: str,
+def require_fits(peak_floats: int, itemsize: int, available: int | None, where: str,
                  label: str) -> None:
     """Refuse (ValueError, with the estimate) a grid point whose seed does not fit."""
-    per_seed = seed_bytes(largest, itemsize)
+    per_seed = seed_bytes(peak_floats, itemsize)
     if available is None or per_seed <= available:
         return
     raise ValueError(
-        f"grid point {label} does not fit in memory: its largest array holds {largest:,} "
-        f"floats ({human(largest * itemsize)}); one seed needs about {human(per_seed)}, "
-        f"but {human(available)} of {where} is available: reduce the sizes")
+        f"grid point {label} does not fit in memory: one seed's working set is about "
+        f"{peak_floats:,} floats ({human(per_seed)}), but {human(available)} of {where} is "
+        "available: reduce the sizes")

@@ -136,7 +136,7 @@ def require_table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> 
 
 def _fit_memory(model: Model, points: list[Point], chunk_size: int,
                 x64: bool) -> tuple[int, int]:
-    """Refuse a static group whose largest arrays for one seed do not fit in memory.  Seeds
+    """Refuse a static group whose working set for one seed does not fit in memory.  Seeds
     run as a loop inside a compiled call, so the chunk size does not multiply the working
     set (only the outputs) and is returned unchanged, with the largest group's estimate
     in bytes (:func:`rfsim.resources.seed_bytes`)."""
@@ -149,9 +149,9 @@ def _fit_memory(model: Model, points: list[Point], chunk_size: int,
         p = pts[0]
         statics = ", ".join(f"{k}={v}" for k, v in p.values.items()
                             if k not in _dynamic(model))
-        largest = int(model.memory(p.cfg))
-        require_fits(largest, itemsize, available, where, f"({statics})")
-        need = max(need, seed_bytes(largest, itemsize))
+        peak = int(model.memory(p.cfg))
+        require_fits(peak, itemsize, available, where, f"({statics})")
+        need = max(need, seed_bytes(peak, itemsize))
     return chunk_size, need
 
 

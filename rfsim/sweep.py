@@ -275,6 +275,9 @@ def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt
                              f"({statics}): {type(e).__name__}: {e}; nothing was simulated "
                              "for these points") from None
         theory = {k: np.asarray(v) for k, v in pred.items()}
+        if model.predicts is not None and set(theory) != set(model.predicts):
+            raise RuntimeError(f"model {model.name!r}: predict returned {sorted(theory)}, "
+                               f"it declares predicts={sorted(model.predicts)}")
     outs = []
     for chunk in chunks:
         interrupt()

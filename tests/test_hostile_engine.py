@@ -146,9 +146,36 @@ def test_an_integer_beyond_float_range_is_one_line(tmp_path, capsys, scaled):
 
 
 def test_dry_run_states_the_memory_estimate(tmp_path, capsys):
-    """linear-ridge declares n * d floats: 3 working copies x 400 x 1000 x 8 bytes = 9.2 MB."""
+    """linear-ridge's working set: 2 n d + 5 min(n, d)^2 + 4 (n + d) floats of 8 bytes
+    (X drawn and scaled, the Gram matrix, its eigenvectors and workspace) = 12.2 MB."""
     path = tmp_path / "e.toml"
     path.write_text('model = "linear-ridge"\nseeds = 2\n[params]\nd = 1000\nn = 400\n')
     code, out, err = _run(capsys, "run", path, "--out", tmp_path / "out", "--dry-run")
     assert code == 0, err
-    assert "memory: about 9.2 MB per seed" in out, out
+    assert "memory: about 12.2 MB per seed" in out, out
+
+
+def test_a_claim_on_a_metric_a_host_predict_lacks_is_refused_before_compute(tmp_path, capsys):
+    """wide-training predicts on the host (predict_jit=False) and declares what it predicts,
+    so a statistical claim on lin_error (no prediction) is refused by --dry-run."""
+    path = tmp_path / "e.toml"
+    path.write_text('model = "wide-training"\nseeds = 2\n[params]\nwidth = 16\nsteps = 64\n'
+                    '[[check]]\nkind = "statistical"\nmetric = "lin_error"\n')
+    code, _, err = _run(capsys, "run", path, "--out", tmp_path / "out", "--dry-run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no prediction of 'lin_error'" in err, err
+
+
+def test_a_declared_prediction_that_predict_does_not_return_is_caught(registry):
+    from rfsim.sweep import plan, run_points
+
+    model = register("toy-liar", ScaledConfig, _scaled_simulate, _scaled_predict,
+                     metrics=("value",), predicts=())
+    with pytest.raises(RuntimeError, match="declares predicts"):
+        run_points(model, plan(model, [{}]), seeds=2)
+
+
+def test_predicts_must_name_metrics(registry):
+    with pytest.raises(ValueError, match="not among its metrics"):
+        register("toy-bad", ScaledConfig, _scaled_simulate, _scaled_predict,
+                 metrics=("value",), predicts=("other",))

@@ -18,7 +18,8 @@ LAYERS = [
     # 1: building blocks
     {"rfsim.config", "rfsim.io", "rfsim.data", "rfsim.solvers"},
     # 2: closed forms, feature maps, verdicts, run-directory ownership, figures
-    {"rfsim.features", "rfsim.kernels", "rfsim.theory", "rfsim.ownership", "rfsim.check", "rfsim.plot"},
+    {"rfsim.features", "rfsim.kernels", "rfsim.theory", "rfsim.ownership", "rfsim.check",
+     "rfsim.plot"},
     # 3: model families (the one place simulation meets theory)
     {"rfsim.models"},
     {"rfsim.sweep"},

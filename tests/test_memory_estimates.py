@@ -1,5 +1,5 @@
 """Each family's memory estimate (what ``--dry-run`` prints and the engine checks before any
-compute: ``WORKING_COPIES * memory(cfg) * itemsize``, rfsim.resources) against the peak it
+compute: ``memory(cfg) * itemsize``, rfsim.resources) against the peak it
 measures: one seed run in a fresh subprocess (``init`` + jitted ``simulate`` + ``predict``),
 peak RSS minus that of the same family at a tiny size (imports and compilation), within 2x.
 Sizes are a few hundred MB, where an estimate that forgets a dimension matters.  The heavy
@@ -145,5 +145,5 @@ def test_a_config_beyond_memory_is_refused_with_the_estimate(tmp_path, capsys, t
     code = main(["run", str(path), "--out", str(tmp_path / "out"), "--dry-run", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    assert "does not fit in memory" in err and "one seed needs about" in err, err
+    assert "does not fit in memory" in err and "working set is about" in err, err
     assert not (tmp_path / "out").exists()

@@ -30,8 +30,13 @@ class Model:
     (:func:`rfsim.keys.state_key`) and passed to both as jit arguments, never baked into a
     compiled program as constants.
     metrics: the names simulate returns, in column order.
-    memory(cfg) -> int: optional; floats in the largest array one seed allocates (checked
-    against available memory before any compute, see rfsim.resources).
+    memory(cfg) -> int: optional; floats of one seed's peak working set (checked against
+    available memory before any compute and printed by ``--dry-run``, see rfsim.resources;
+    tests/test_memory_estimates.py holds each family's estimate to the measured peak).
+    predicts: the metrics ``predict`` returns, declared (default: traced from a jitted
+    predict with ``jax.eval_shape``; a host predict should declare them, so that a claim
+    on a metric without a prediction is refused before compute).  The engine checks the
+    declaration against what predict returns.
     """
 
     name: str
@@ -45,6 +50,7 @@ class Model:
     predict_jit: bool = True
     axes: dict = dataclasses.field(default_factory=dict, hash=False)
     coords: Callable | None = None
+    predicts: tuple[str, ...] | None = None
 
     def __post_init__(self):
         for m, a in self.axes.items():
@@ -55,6 +61,14 @@ class Model:
                 raise ValueError(f"model {self.name!r}: the axis of {m!r} must be a name")
         if self.axes and self.coords is None:
             raise ValueError(f"model {self.name!r}: metrics along axes need coords(cfg)")
+        if self.predicts is not None:
+            unknown = [m for m in self.predicts if m not in self.metrics]
+            if unknown:
+                raise ValueError(f"model {self.name!r}: predicts names {unknown}, which are "
+                                 f"not among its metrics {list(self.metrics)}")
+            if self.predict is None and self.predicts:
+                raise ValueError(f"model {self.name!r}: predicts names metrics but it has no "
+                                 "predict")
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -75,9 +89,11 @@ def _builtin_modules() -> list[str]:
 
 
 def register(name, config, simulate, predict=None, *, metrics, description="",
-             memory=None, init=None, predict_jit=True, axes=None, coords=None) -> Model:
+             memory=None, init=None, predict_jit=True, axes=None, coords=None,
+             predicts=None) -> Model:
     model = Model(name, config, simulate, predict, tuple(metrics), description, memory, init,
-                  bool(predict_jit), dict(axes or {}), coords)
+                  bool(predict_jit), dict(axes or {}), coords,
+                  None if predicts is None else tuple(predicts))
     _REGISTRY[name] = model
     return model
 

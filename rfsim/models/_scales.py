@@ -99,12 +99,8 @@ def require_network_scales(*, w_std, b_std, depth: int, activation: str, gets=("
             + float64_hint(dtype, lead="; or "))
 
 
-def per_copy(peak_floats: float) -> int:
-    """``memory(cfg)`` from a family's peak working set: the engine asks for
-    ``WORKING_COPIES`` arrays of ``memory(cfg)`` floats per seed (rfsim.resources), so a
-    family that counts every array live at its peak (inputs, features, Gram matrix, the
-    eigendecomposition's output and LAPACK workspace, XLA temporaries: measured in
-    tests/test_memory_estimates.py) reports that total divided by ``WORKING_COPIES``."""
-    from rfsim.resources import WORKING_COPIES
-
-    return max(1, math.ceil(peak_floats / WORKING_COPIES))
+def working_set(peak_floats: float) -> int:
+    """``memory(cfg)`` from a family's peak working set: every array live at its peak
+    (inputs, features, Gram matrix, the eigendecomposition's output and LAPACK workspace,
+    XLA temporaries: measured in tests/test_memory_estimates.py), rounded up."""
+    return max(1, math.ceil(peak_floats))

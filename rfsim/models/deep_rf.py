@@ -51,7 +51,7 @@ from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
 from rfsim.features import deep_weights
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.deep_rf import RECURSIONS, check_recursion, deep_rf_risk
 from rfsim.validation import require_int, require_nonnegative
@@ -180,7 +180,7 @@ def predict(cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
 
 
 def memory(cfg: DeepRFConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): every layer's
+    """One seed's peak working set (floats): every layer's
     weights, plus the largest of the calibration pass of :func:`init` (16384 inputs through
     the widest layer, two copies), the simulation (train and test inputs and activations,
     the Gram matrix with its eigendecomposition and workspace) and the theory's
@@ -191,7 +191,7 @@ def memory(cfg: DeepRFConfig) -> int:
     cal = CALIBRATION * (cfg.d + 2 * k) if cfg.centered else 0
     m = min(cfg.n, cfg.widths[-1])
     sim = (cfg.n + cfg.n_test) * (cfg.d + 2 * k) + 5 * m * m
-    return per_copy(weights + max(cal, sim, 3 * k * k))
+    return working_set(weights + max(cal, sim, 3 * k * k))
 
 
 MODEL = register(
@@ -205,4 +205,5 @@ MODEL = register(
     memory=memory,
     init=init,
     predict_jit=False,
+    predicts=("excess_risk", "test_mse", "train_mse"),  # a host predict declares them (checked before compute)
 )

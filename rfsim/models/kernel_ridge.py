@@ -40,7 +40,7 @@ import numpy as np
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.solvers import kernel_ridge_from_eigh
 from rfsim.theory.kernels import dot_product
 from rfsim.theory.sphere import (
@@ -268,11 +268,11 @@ def predict(cfg: KernelRidgeConfig, state: dict) -> dict[str, float]:
 
 
 def memory(cfg: KernelRidgeConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): the train and test
+    """One seed's peak working set (floats): the train and test
     inputs in R^d drawn and normalized (2.5 (n + n_test) d), the Gram matrix with its
     eigendecomposition and workspace (5 n^2) and the test-by-train kernel block with the
     kernel's temporaries (4 n_test n)."""
-    return per_copy(2.5 * (cfg.n + cfg.n_test) * cfg.d + 5 * cfg.n * cfg.n
+    return working_set(2.5 * (cfg.n + cfg.n_test) * cfg.d + 5 * cfg.n * cfg.n
                     + 4 * cfg.n_test * cfg.n)
 
 
@@ -287,5 +287,6 @@ MODEL = register(
     memory=memory,
     init=init,
     predict_jit=False,
+    predicts=("excess_risk", "test_mse", "train_mse"),  # a host predict declares them (checked before compute)
 )
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from rfsim.config import model_config, param, static
 from rfsim.data import gaussian_inputs, powerlaw_spectrum, powerlaw_target
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.ridge import ridge_risk
 from rfsim.validation import require_int, require_nonnegative, require_positive
@@ -81,11 +81,10 @@ def predict(cfg: LinearRidgeConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: LinearRidgeConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES, see
-    :func:`rfsim.models._scales.per_copy`): X drawn and scaled (2 n d), the Gram matrix, its
+    """One seed's peak working set (floats): X drawn and scaled (2 n d), the Gram matrix, its
     eigenvectors and LAPACK's workspace (5 m^2, m = min(n, d))."""
     m = min(cfg.n, cfg.d)
-    return per_copy(2 * cfg.n * cfg.d + 5 * m * m + 4 * (cfg.n + cfg.d))
+    return working_set(2 * cfg.n * cfg.d + 5 * m * m + 4 * (cfg.n + cfg.d))
 
 
 MODEL = register(

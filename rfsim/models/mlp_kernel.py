@@ -27,7 +27,7 @@ from rfsim.config import model_config, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.models._scales import require_network_scales
 from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
 from rfsim.validation import require, require_choice, require_int, require_nonnegative
@@ -95,13 +95,13 @@ def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: MLPKernelConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): the parameters
+    """One seed's peak working set (floats): the parameters
     (three copies), the inputs, every layer's activations and backward vectors
     (4 n_inputs width (depth + 1)), and the n_inputs x n_inputs kernels: one per layer in the
     empirical NTK, the closed forms' and their temporaries ((3 (depth + 1) + 2) n_inputs^2)."""
     n, w, L = cfg.n_inputs, cfg.width, cfg.depth
     params = w * w * max(L - 1, 0) + cfg.d * w + w * (L + 1) + w
-    return per_copy(3 * params + 2 * n * cfg.d + 4 * n * w * (L + 1)
+    return working_set(3 * params + 2 * n * cfg.d + 4 * n * w * (L + 1)
                     + (3 * (L + 1) + 2) * n * n)
 
 

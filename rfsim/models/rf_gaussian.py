@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from rfsim.config import model_config, param, static
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.rf_eigen import rf_eigen_risk
 from rfsim.validation import require_int, require_nonnegative
@@ -98,12 +98,12 @@ def predict(cfg: RFGaussianConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: RFGaussianConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): X (n P), G and W
+    """One seed's peak working set (floats): X (n P), G and W
     (2 N P), the features Z (n N), the Gram matrix with its eigendecomposition and workspace
     (5 min(n, N)^2)."""
     n, N, P = cfg.n, cfg.n_features, cfg.n_modes
     m = min(n, N)
-    return per_copy(n * P + 2 * N * P + n * N + 5 * m * m + 4 * (n + N + P))
+    return working_set(n * P + 2 * N * P + n * N + 5 * m * m + 4 * (n + N + P))
 
 
 MODEL = register(

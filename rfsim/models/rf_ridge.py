@@ -27,7 +27,7 @@ from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
 from rfsim.features import random_features, sphere_inputs, sphere_weights
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.mei_montanari import activation_coefficients, mei_montanari, psi_range
 from rfsim.validation import float_dtype, is_concrete, require_int, require_nonnegative
@@ -109,11 +109,11 @@ def predict(cfg: RFRidgeConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: RFRidgeConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): train and test
+    """One seed's peak working set (floats): train and test
     pre-activations and features (2 n N + 2 n_test N), inputs and weights, the Gram matrix
     with its eigendecomposition and workspace (5 min(n, N)^2)."""
     m = min(cfg.n, cfg.N)
-    return per_copy(2 * (cfg.n + cfg.n_test) * cfg.N + 5 * m * m
+    return working_set(2 * (cfg.n + cfg.n_test) * cfg.N + 5 * m * m
                     + 2 * (cfg.n + cfg.n_test + cfg.N) * cfg.d)
 
 

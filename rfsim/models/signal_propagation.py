@@ -37,7 +37,7 @@ import numpy as np
 from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, param, static
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.theory.signal_propagation import iterate_maps
 from rfsim.validation import closest, require, require_int, require_nonnegative
 
@@ -152,12 +152,12 @@ def predict(cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
 
 
 def memory(cfg: SignalPropagationConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): the pre-activations
+    """One seed's peak working set (floats): the pre-activations
     of all 2 n_pairs inputs and their temporaries (5 per layer step: h, phi(h), the product,
     the scaled copies of the statistics), the input pairs being built (4 d per input) and
     a weight matrix being drawn (3 width^2)."""
     rows = 2 * cfg.n_pairs
-    return per_copy(rows * (5 * cfg.width + 4 * cfg.d) + 3 * cfg.width * cfg.width
+    return working_set(rows * (5 * cfg.width + 4 * cfg.d) + 3 * cfg.width * cfg.width
                     + 2 * cfg.width * cfg.d)
 
 

@@ -42,7 +42,7 @@ from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, static
 from rfsim.features import haar_orthogonal, sphere_inputs
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.models._scales import require_network_scales
 from rfsim.theory.kernels import nngp
 from rfsim.validation import closest, require, require_int, require_nonnegative
@@ -167,13 +167,13 @@ def simulate(key: jax.Array, cfg: StructuredWeightsConfig) -> dict[str, jax.Arra
 
 
 def memory(cfg: StructuredWeightsConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): a hidden matrix
+    """One seed's peak working set (floats): a hidden matrix
     being drawn (2 width^2: the draw and its product or factorization; 3 for sparse: the
     mask, the Gaussian entries and the product), the first layer, the activations
     (3 n_inputs width (depth + 1)) and the n_inputs x n_inputs kernels ((depth + 4) n_inputs^2)."""
     w, n = cfg.width, cfg.n_inputs
     c = 3 if cfg.kind == "sparse" else 2
-    return per_copy(c * w * w + 2 * w * cfg.d + 3 * n * w * (cfg.depth + 1)
+    return working_set(c * w * w + 2 * w * cfg.d + 3 * n * w * (cfg.depth + 1)
                     + (cfg.depth + 4) * n * n)
 
 

@@ -78,7 +78,7 @@ from rfsim.config import model_config, param, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import mlp
 from rfsim.models import register
-from rfsim.models._scales import per_copy
+from rfsim.models._scales import working_set
 from rfsim.models._scales import require_network_scales
 from rfsim.theory.infinite_width import ntk_flow
 from rfsim.theory.kernels import kernels
@@ -244,7 +244,7 @@ def coords(cfg: WideTrainingConfig) -> dict[str, np.ndarray]:
 
 
 def memory(cfg: WideTrainingConfig) -> int:
-    """One seed's peak working set (floats, counted per WORKING_COPIES): the parameters, their
+    """One seed's peak working set (floats): the parameters, their
     gradient and the training loop's copies (6 P), the activations of the training and test
     batches (4 (n_train + n_test) width (depth + 1)), the closed-form NTK blocks of
     :func:`init` (3 (n_train + n_test)^2) and the GD operators C_k (n_times n_test n_train, with
@@ -252,7 +252,7 @@ def memory(cfg: WideTrainingConfig) -> int:
     w, L = cfg.width, cfg.depth
     params = w * w * max(L - 1, 0) + cfg.d * w + w * (L + 1) + w
     m = cfg.n_train + cfg.n_test
-    return per_copy(6 * params + 4 * m * w * (L + 1) + 3 * m * m
+    return working_set(6 * params + 4 * m * w * (L + 1) + 3 * m * m
                     + cfg.n_times * cfg.n_test * cfg.n_train + 3 * cfg.n_train * cfg.n_train)
 
 
@@ -268,4 +268,5 @@ MODEL = register(
     memory=memory,
     init=init,
     predict_jit=False,
+    predicts=("prediction", "prediction_cv"),  # a host predict declares them (checked before compute)
 )
