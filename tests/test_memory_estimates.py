@@ -21,7 +21,7 @@ from rfsim.models import get_model
 from rfsim.resources import human, seed_bytes
 
 _CHILD = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     import jax
     jax.config.update("jax_enable_x64", True)
     from rfsim.config import make_config
@@ -33,7 +33,10 @@ _CHILD = textwrap.dedent("""
     jax.block_until_ready(jax.jit(m.simulate, static_argnums=1)(*args))
     if m.predict is not None:
         jax.block_until_ready(m.predict(cfg, *(() if state is None else (state,))))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    # VmHWM, the peak of this process image: ru_maxrss would carry over the peak of the
+    # (large) pytest worker that forked it, which execve keeps (Linux)
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+    print(int(hwm.split()[1]) * 1024)
 """)
 
 
