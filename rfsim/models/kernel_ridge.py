@@ -287,6 +287,6 @@ MODEL = register(
     memory=memory,
     init=init,
     predict_jit=False,
-    predicts=("excess_risk", "test_mse", "train_mse"),  # a host predict declares them (checked before compute)
+    predicts=("excess_risk", "test_mse", "train_mse"),  # declared: predict runs on the host
 )
 

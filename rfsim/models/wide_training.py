@@ -268,5 +268,5 @@ MODEL = register(
     memory=memory,
     init=init,
     predict_jit=False,
-    predicts=("prediction", "prediction_cv"),  # a host predict declares them (checked before compute)
+    predicts=("prediction", "prediction_cv"),  # declared: predict runs on the host
 )
