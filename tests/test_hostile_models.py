@@ -182,3 +182,18 @@ def test_relative_errors_do_not_overflow_for_large_kernels():
 
     b = jnp.full((4, 4), 1e200)
     assert float(_relative(1.01 * b, b)) == pytest.approx(0.01, rel=1e-10)
+
+
+def test_signal_propagation_correlation_when_the_norm_overflows_but_entries_do_not():
+    """float32 rows of 16 entries near 1e38: every entry finite, |a| > 3.4e38.  c used to be
+    h / inf = 0 exactly (layers 316-318 of relu w_std 2 depth 1000 in float32)."""
+    from rfsim.models.signal_propagation import _stats
+
+    rng = np.random.default_rng(0)
+    h64 = rng.uniform(0.5, 1.0, (2, 16)) * 2e38  # |a| ~ 6e38
+    _, c32 = _stats(jnp.asarray(h64, jnp.float32))
+    a, b = h64
+    expected = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert np.isfinite(float(c32)) and abs(float(c32) - expected) < 1e-6
+    _, c_zero = _stats(jnp.zeros((2, 16), jnp.float32))
+    assert np.isnan(float(c_zero))  # a dead layer is reported, not read as c = 0

@@ -93,7 +93,7 @@ def _norms(h):
     row holding one)."""
     m = jnp.max(jnp.abs(h), axis=-1, keepdims=True)
     safe = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
-    scaled = jnp.sqrt(jnp.sum((h / safe) ** 2, axis=-1))
+    scaled = jnp.sqrt(jnp.sum(_divide(h, safe) ** 2, axis=-1))
     return jnp.where(jnp.isfinite(m[..., 0]), m[..., 0] * scaled, m[..., 0] + scaled)
 
 
@@ -110,10 +110,27 @@ def _stats(h):
     top = jnp.max(rms)
     unit = jnp.where((top > 0) & jnp.isfinite(top), top, 1.0)
     q = unit * unit * jnp.mean((rms / unit) ** 2)  # no overflow of the sum before the mean
-    a, b = h[0::2], h[1::2]
-    na, nb = norm[0::2, None], norm[1::2, None]
-    corr = jnp.sum((a / na) * (b / nb), -1)
+    unit_rows = _unit_rows(h)
+    corr = jnp.sum(unit_rows[0::2] * unit_rows[1::2], -1)
     return q, jnp.mean(corr)
+
+
+def _unit_rows(h):
+    """``h / |h|`` row by row, scaled by the row's largest entry first: ``|h|`` itself may
+    overflow while every entry is finite (float32, 16 entries near 1e38), and ``h / inf``
+    read 0 -- a correlation of exactly 0.  A row holding inf or NaN, or all zeros, gives
+    NaN (reported), never a finite wrong number."""
+    m = jnp.max(jnp.abs(h), axis=-1, keepdims=True)
+    scaled = _divide(h, jnp.where(jnp.isfinite(m), m, jnp.nan))
+    return scaled / jnp.sqrt(jnp.sum(scaled * scaled, axis=-1, keepdims=True))
+
+
+def _divide(h, m):
+    """``h / m`` for ``|h| <= m`` near the top of the float range: XLA computes a division as
+    a product with ``1/m``, which is subnormal for ``m`` above ~1e38 (float32) and flushed
+    to 0 on CPU -- every row read 0.  Dividing twice by ``sqrt(m)`` keeps it normal."""
+    r = jnp.sqrt(m)
+    return (h / r) / r
 
 
 def simulate(key: jax.Array, cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
