@@ -45,3 +45,12 @@ def agree(samples, theory, *, max_abs_z: float = 4.0, rel_tol: float = 0.0,
 def replace(cfg, **values):
     """A copy of a config with some fields replaced (validated again)."""
     return dataclasses.replace(cfg, **values)
+
+
+def run_cli(capsys, *argv):
+    """``rfsim`` with ``argv`` (paths allowed) in this process: (exit code, stdout, stderr)."""
+    from rfsim.cli import main
+
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rfsim.cli import main
+from helpers import run_cli
 
 EXPERIMENT = """
 model = "linear-ridge"
@@ -35,10 +35,7 @@ def exp_file(tmp_path):
     return path
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def test_run_writes_the_run_directory(tmp_path, exp_file, capsys):

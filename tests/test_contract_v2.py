@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfsim.cli import main
 from rfsim.config import model_config, param, static
 from rfsim.io import read_csv
 from rfsim.models import register
+from helpers import run_cli
 
 
 @model_config
@@ -97,10 +97,7 @@ series = ["alpha"]
 """
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def test_metric_along_an_axis_runs_checks_plots_and_merges(tmp_path, capsys, toy_families):

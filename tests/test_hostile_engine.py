@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfsim.cli import main
 from rfsim.config import model_config, param, static
 from rfsim.models import register
+from helpers import run_cli
 
 
 @model_config
@@ -32,10 +32,7 @@ def scaled(registry):
     register("toy-scaled", ScaledConfig, _scaled_simulate, _scaled_predict, metrics=("value",))
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def test_an_integer_spelling_of_a_real_static_is_the_same_point(tmp_path, capsys, scaled):

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfsim.cli import main
 from rfsim.config import model_config, param, static
 from rfsim.io import read_csv
 from rfsim.models import register
+from helpers import run_cli
 
 
 @model_config
@@ -80,10 +80,7 @@ metric = "level"
 """
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_run = run_cli
 
 
 def test_families_with_different_metrics_run_merge_and_check(tmp_path, capsys, families):
