@@ -214,7 +214,7 @@ def monotone(rows: list[dict], spec: dict) -> tuple[bool, str]:
             if worst is None or step > worst[0]:
                 worst = (step, allowed)
                 where = f"{spec['x']} {x0:g} -> {x1:g}" + (f" {key}" if key else "")
-    if worst is None:  # refused before compute (experiment.validate_planned); kept for direct use
+    if worst is None:  # refused before compute (planned.validate_planned); kept for direct use
         return False, (f"{spec['metric']}{_at_best(spec)}: a monotone check needs >= 2 values "
                        f"of {spec['x']} on a curve; every curve has one")
     step, allowed = worst

@@ -98,7 +98,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
         parts.append((model, points))
     require_table_rows(exp.seeds, planned)
     names = exp.model_names
-    from rfsim.experiment import validate_planned  # checks and plot against the full grid
+    from rfsim.planned import validate_planned  # checks and plot against the full grid
     validate_planned(exp, planned)  # the full grid of every family, as Points
     ident = identity(names[0] if not exp.models else list(names),
                      values[names[0]] if not exp.models else values,

@@ -23,7 +23,7 @@ LAYERS = [
     # 3: model families (the one place simulation meets theory)
     {"rfsim.models"},
     {"rfsim.sweep"},
-    {"rfsim.experiment"},
+    {"rfsim.experiment", "rfsim.planned"},
     {"rfsim.runner"},
     {"rfsim.suite"},
     {"rfsim.cli"},
