@@ -75,6 +75,12 @@ def leaky_slope(sigma: Activation) -> float | None:
     return getattr(sigma, "leaky_slope", None)
 
 
+def is_homogeneous(sigma: Activation) -> bool:
+    """Positively homogeneous of degree 1, ``phi(a z) = a phi(z)`` for ``a > 0``: relu,
+    linear and every leaky relu (their Gaussian facts scale exactly with the variance)."""
+    return name_of(sigma) in ("relu", "linear") or leaky_slope(sigma) is not None
+
+
 def get_activation(activation: str | Activation, *, field: str = "activation") -> Activation:
     """Resolve an activation name (relu, erf, tanh, gelu, linear, leaky_relu (slope 0.01),
     softplus, sin) or pass a callable through."""

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, leaky_slope, name_of
+from rfsim.activations import get_activation, is_homogeneous, name_of
 from rfsim.theory.gaussian import (
     QUADRATURE_ORDER,
     arccos_expectation,
@@ -441,7 +441,6 @@ def _check_inputs(name: str, x, dtype) -> float:
     return float(np.exp(per_d[i])) if np.isfinite(per_d[i]) else 0.0
 
 
-_HOMOGENEOUS = ("relu", "linear")
 
 
 def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
@@ -466,7 +465,7 @@ def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
                          f"<= {fmax:.3g} (the {np.dtype(dtype).name} maximum), got {v:.3g} "
                          f"for {where}" + float64_hint(dtype, lead="; or "))
     name = name_of(sigma)
-    if name not in _HOMOGENEOUS and leaky_slope(sigma) is None:
+    if not is_homogeneous(sigma):
         return
     with jax.ensure_compile_time_eval():
         a = w2 * float(two_point(sigma, 1.0, 1.0, 1.0))

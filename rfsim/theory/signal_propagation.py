@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, leaky_slope, name_of
+from rfsim.activations import get_activation, is_homogeneous
 from rfsim.theory.gaussian import derivative_two_point, two_point
 from rfsim.validation import (
     as_real_array,
@@ -60,7 +60,6 @@ __all__ = [
     "length_slope",
 ]
 
-_HOMOGENEOUS = ("relu", "linear")  # phi(a z) = a phi(z) for a > 0 (and every leaky relu)
 
 
 def _f(x):
@@ -68,8 +67,6 @@ def _f(x):
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
-def _homogeneous(sigma) -> bool:
-    return name_of(sigma) in _HOMOGENEOUS or leaky_slope(sigma) is not None
 
 
 # --------------------------------------------------------------------------- validation
@@ -181,7 +178,7 @@ def _maps(sigma, c, q, w_std, b_std):
     both = two_point(sigma, jnp.stack([q, q]), jnp.stack([q, q]), jnp.stack([c * q, q]))
     q_new = w2 * both[1] + b2
     out = (w2 * both[0] + b2) / q_new
-    if _homogeneous(sigma):  # E phi(u) phi(v) = q g(c): scale-free when b = 0
+    if is_homogeneous(sigma):  # E phi(u) phi(v) = q g(c): scale-free when b = 0
         one = jnp.ones_like(c)
         g = two_point(sigma, jnp.stack([one, one]), jnp.stack([one, one]),
                       jnp.stack([c, one]))
@@ -227,10 +224,10 @@ def length_slope(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     Needs ``q > 0`` (``q >= 0`` for the homogeneous ones)."""
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q)
-    _variance("q", q, dtype, positive=not _homogeneous(sigma))
+    _variance("q", q, dtype, positive=not is_homogeneous(sigma))
     q = _f(q)
     w2 = _f(w_std) ** 2
-    if _homogeneous(sigma):
+    if is_homogeneous(sigma):
         one = jnp.ones_like(q)
         return w2 * two_point(sigma, one, one, one)
     return _length_and_slope(sigma, q, w2, _f(b_std) ** 2)[1]
@@ -329,7 +326,7 @@ def fixed_point_q(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0, iterations
     require_int("iterations", iterations, minimum=0)
     require_int("newton", newton, minimum=0)
     w, b, q0 = _f(w_std), _f(b_std), _f(q0)
-    if _homogeneous(sigma):
+    if is_homogeneous(sigma):
         a = w * w * two_point(sigma, 1.0, 1.0, 1.0)
         b2 = b * b
         critical = jnp.abs(a - 1.0) <= 1e-12  # w^2 = 2 for relu, up to the rounding of w
@@ -393,7 +390,7 @@ def depth_scales(q_star, c_star, *, activation="tanh", w_std=1.0, b_std=0.0):
     Both diverge at the boundary ``chi_1 = 1`` (SP-9): ``xi_c = inf`` there."""
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q_star, c_star)
-    _variance("q_star", q_star, dtype, positive=not _homogeneous(sigma))
+    _variance("q_star", q_star, dtype, positive=not is_homogeneous(sigma))
     _correlation("c_star", c_star, dtype)
     kw = dict(activation=sigma, w_std=w_std, b_std=b_std)
     slope_q = length_slope(q_star, **kw)
