@@ -140,15 +140,15 @@ class _Family:
     def predicted(self) -> set[str] | None:
         """The metrics ``predict`` returns (None: cannot tell without computing).
 
-        A ``predicts`` attribute on the Model, if the contract gains one, is taken as
-        declared; no ``predict`` predicts nothing; a jitted ``predict`` is traced with
+        The Model's declared ``predicts`` is taken as is; no ``predict`` predicts
+        nothing; a jitted ``predict`` is traced with
         ``jax.eval_shape`` on the first static group (shapes only).  A host ``predict``
         (``predict_jit=False``) would have to run: unknown.
         """
         if self._predicted is not ...:
             return self._predicted
         model = self.model
-        declared = getattr(model, "predicts", None)
+        declared = model.predicts
         if declared is not None:
             out = set(declared)
         elif model.predict is None:

@@ -15,6 +15,7 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rfsim.validation import float64_hint, float_dtype
@@ -104,3 +105,11 @@ def working_set(peak_floats: float) -> int:
     (inputs, features, Gram matrix, the eigendecomposition's output and LAPACK workspace,
     XLA temporaries: measured in tests/test_memory_estimates.py), rounded up."""
     return max(1, math.ceil(peak_floats))
+
+
+def relative_frobenius(a, b):
+    """||a - b||_F / ||b||_F, both scaled by max |b| first (the squares of a large kernel's
+    entries would overflow the sums; the ratio does not change)."""
+    s = jnp.max(jnp.abs(b))
+    s = jnp.where((s > 0) & jnp.isfinite(s), s, jnp.ones_like(s))
+    return jnp.linalg.norm((a - b) / s) / jnp.linalg.norm(b / s)

@@ -30,7 +30,6 @@ and no noise it underestimates (theory/kernels.md §5).
 from __future__ import annotations
 
 import functools
-import math
 import re
 
 import jax
@@ -40,7 +39,7 @@ import numpy as np
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
 from rfsim.models import register
-from rfsim.models._scales import working_set
+from rfsim.models._scales import require_network_scales, require_square, working_set
 from rfsim.solvers import kernel_ridge_from_eigh
 from rfsim.theory.kernels import dot_product
 from rfsim.theory.sphere import (
@@ -48,10 +47,10 @@ from rfsim.theory.sphere import (
     degree_power,
     harmonic_target,
     kernel_spectrum,
+    max_degree as sphere_max_degree,
     sphere_krr_risk,
     sphere_points,
 )
-from rfsim.models._scales import require_network_scales, require_square
 from rfsim.validation import (
     require,
     require_choice,
@@ -95,7 +94,7 @@ class KernelRidgeConfig:
         require_nonnegative("b_std", self.b_std)
         require("bandwidth", self.bandwidth, lambda a: a > 0, "> 0")
         require_int("max_degree", self.max_degree, minimum=0, maximum=2000)
-        top = max_degree_limit(self.d)
+        top = min(2000, sphere_max_degree(self.d))
         if self.max_degree > top:
             raise ValueError(f"max_degree must be <= {top} for d = {self.d} (the multiplicity "
                              f"N(d, l) of a higher degree exceeds the float64 maximum, and the "
@@ -163,27 +162,6 @@ def _target_lists(degrees, powers) -> tuple[tuple, tuple]:
             raise ValueError(f"powers[{i}] must be a real number >= 0, got {p!r}")
         require_nonnegative(f"powers[{i}]", p)
     return tuple(degrees), tuple(float(p) for p in powers)
-
-
-@functools.lru_cache(maxsize=256)
-def max_degree_limit(d: int) -> int:
-    """The largest ``L`` (at most 2000) whose multiplicities ``N(d, l)``, ``l <= L``, are
-    float64 numbers: the spectrum (S-1, S-7) weights every eigenvalue by them."""
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
-        return 2000
-    limit = math.log(np.finfo(np.float64).max) - 1e-6  # lgamma's round-off
-    for L in range(1, 2001):
-        if _log_multiplicity(int(d), L) > limit:
-            return L - 1
-    return 2000
-
-
-def _log_multiplicity(d: int, l: int) -> float:
-    """log N(d, l) = log((2l + d - 2)/l * C(l + d - 3, l - 1)) for l >= 1 (S-1)."""
-    if d == 2:
-        return math.log(2.0)
-    return (math.log(2 * l + d - 2) - math.log(l) + math.lgamma(l + d - 2)
-            - math.lgamma(l) - math.lgamma(d - 1))
 
 
 def _kfun(cfg: KernelRidgeConfig):

@@ -20,15 +20,13 @@ There is no per-point prediction (``predict`` is None): the closed form enters t
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
 from rfsim.models import register
-from rfsim.models._scales import working_set
-from rfsim.models._scales import require_network_scales
+from rfsim.models._scales import relative_frobenius, require_network_scales, working_set
 from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
 from rfsim.validation import require, require_choice, require_int, require_nonnegative
 
@@ -72,14 +70,6 @@ class MLPKernelConfig:
                                family="the network")
 
 
-def _relative(a, b):
-    """||a - b||_F / ||b||_F, both scaled by max |b| first (the squares of a large kernel's
-    entries would overflow the sums; the ratio does not change)."""
-    s = jnp.max(jnp.abs(b))
-    s = jnp.where((s > 0) & jnp.isfinite(s), s, jnp.ones_like(s))
-    return jnp.linalg.norm((a - b) / s) / jnp.linalg.norm(b / s)
-
-
 def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
     """One network at initialization on one draw of inputs: relative Frobenius errors."""
     k_x, k_w = jax.random.split(key)
@@ -89,8 +79,8 @@ def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
     apply_fn, params = mlp(k_w, cfg.d, width=cfg.width, **arch)
     limit = kernels(x, width=cfg.width, **arch)
     return {
-        "ntk_error": _relative(empirical_ntk(apply_fn, params, x), limit.ntk),
-        "nngp_error": _relative(conditional_nngp(apply_fn, params, x), limit.nngp),
+        "ntk_error": relative_frobenius(empirical_ntk(apply_fn, params, x), limit.ntk),
+        "nngp_error": relative_frobenius(conditional_nngp(apply_fn, params, x), limit.nngp),
     }
 
 

@@ -42,8 +42,7 @@ from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, static
 from rfsim.features import haar_orthogonal, sphere_inputs
 from rfsim.models import register
-from rfsim.models._scales import working_set
-from rfsim.models._scales import require_network_scales
+from rfsim.models._scales import relative_frobenius, require_network_scales, working_set
 from rfsim.theory.kernels import nngp
 from rfsim.validation import closest, require, require_int, require_nonnegative
 
@@ -160,10 +159,7 @@ def simulate(key: jax.Array, cfg: StructuredWeightsConfig) -> dict[str, jax.Arra
     limit = nngp(x, depth=cfg.depth, activation=cfg.activation,
                  w_std=float(cfg.w_std) * math.sqrt(float(cfg.variance_factor)),
                  b_std=float(cfg.b_std))
-    scale = jnp.max(jnp.abs(limit))  # scaled first: the squares of large entries overflow
-    scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
-    return {"nngp_error": jnp.linalg.norm((K_cond - limit) / scale)
-            / jnp.linalg.norm(limit / scale)}
+    return {"nngp_error": relative_frobenius(K_cond, limit)}
 
 
 def memory(cfg: StructuredWeightsConfig) -> int:

@@ -78,8 +78,7 @@ from rfsim.config import model_config, param, static
 from rfsim.features import sphere_inputs
 from rfsim.kernels import mlp
 from rfsim.models import register
-from rfsim.models._scales import working_set
-from rfsim.models._scales import require_network_scales
+from rfsim.models._scales import require_network_scales, working_set
 from rfsim.theory.infinite_width import ntk_flow
 from rfsim.theory.kernels import kernels
 from rfsim.validation import closest, require, require_int, require_nonnegative

@@ -464,7 +464,7 @@ def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
         raise ValueError(f"w_std^2 max||x||^2/d + b_std^2 (the layer-1 variance, K-8) must be "
                          f"<= {fmax:.3g} (the {np.dtype(dtype).name} maximum), got {v:.3g} "
                          f"for {where}" + float64_hint(dtype, lead="; or "))
-    name = name_of(sigma)
+    name = name_of(sigma) or repr(sigma)
     if not is_homogeneous(sigma):
         return
     with jax.ensure_compile_time_eval():
