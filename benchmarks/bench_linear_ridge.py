@@ -28,8 +28,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np
 
-from rfsim.experiment import from_dict
-from rfsim.runner import run_experiment
+from rfsim.engine.experiment import from_dict
+from rfsim.engine.runner import run_experiment
 
 D, NS, RIDGES, NOISE = 400, (200, 400, 800), np.logspace(-4, 1, 20), 0.5
 

@@ -28,8 +28,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.experiment import from_dict
-from rfsim.runner import run_experiment
+from rfsim.engine.experiment import from_dict
+from rfsim.engine.runner import run_experiment
 from rfsim.theory.mei_montanari import mei_montanari
 
 D, N, NS, NTEST, NOISE = 200, 1000, 1000, 4000, 0.25

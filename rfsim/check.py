@@ -18,7 +18,7 @@ Each check kind is a function ``(rows, spec) -> Verdict`` over summary rows
   ``max_abs_z`` standard errors, default 0) of ``expected``.
 * ``bound``: every selected row has ``mean + max_abs_z * sem <= bound`` (default 3 sem),
   ``bound`` being ``"theory"``, a number or an expression over parameter columns
-  (:mod:`rfsim.expressions`); with ``max_ratio`` the bound must also not be vacuous
+  (:mod:`rfsim.engine.expressions`); with ``max_ratio`` the bound must also not be vacuous
   (``bound/mean <= max_ratio`` at some row).
 
 Spec keys common to all kinds: ``metric`` (required), ``where`` (a table
@@ -33,8 +33,8 @@ import math
 from collections.abc import Callable
 
 from rfsim.validation import closest
-from rfsim.expressions import parse as parse_expression
-from rfsim.io import SUMMARY_STATS, to_float
+from rfsim.engine.expressions import parse as parse_expression
+from rfsim.engine.io import SUMMARY_STATS, to_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -662,7 +662,7 @@ def _validate_rate_range(spec, label, have) -> None:
 
 def _cell(v) -> str:
     """A value as summary.csv writes it (the form `where` is matched against)."""
-    from rfsim.io import format_value
+    from rfsim.engine.io import format_value
 
     return format_value(v)
 

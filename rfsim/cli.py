@@ -16,7 +16,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from rfsim.interrupt import Checkpoint, Interrupted, deferred_signals, install, term_grace_s
+from rfsim.engine.interrupt import Checkpoint, Interrupted, deferred_signals, install, term_grace_s
 
 DEMO = "linear_ridge_double_descent"
 
@@ -47,7 +47,7 @@ def _setup_precision(float32: bool) -> None:
 
 
 def _load(args, path):
-    from rfsim.experiment import apply_overrides, load_experiment, quick
+    from rfsim.engine.experiment import apply_overrides, load_experiment, quick
 
     exp = load_experiment(path)
     exp = apply_overrides(exp, args.set or [], seeds=args.seeds, root_seed=args.root_seed)
@@ -57,7 +57,7 @@ def _load(args, path):
 
 
 def _report(res, t0: float) -> int:
-    from rfsim.runner import describe_nonfinite
+    from rfsim.engine.runner import describe_nonfinite
 
     print(f"run directory: {res.path}")
     if res.computed + res.reused == 0:
@@ -77,8 +77,8 @@ def _report(res, t0: float) -> int:
 
 
 def cmd_run(args) -> int:
-    from rfsim.runner import prepare, run_experiment
-    from rfsim.sweep import parse_shard
+    from rfsim.engine.runner import prepare, run_experiment
+    from rfsim.engine.sweep import parse_shard
 
     shard = parse_shard(args.shard)
     if args.out is not None and not args.out.strip():
@@ -96,14 +96,14 @@ def cmd_run(args) -> int:
 
 
 def _dry_run(job, out, force: bool) -> int:
-    from rfsim.ownership import inspect
-    from rfsim.sweep import group_points
+    from rfsim.engine.ownership import inspect
+    from rfsim.engine.sweep import group_points
 
     groups = group_points(job.points)
     print(f"{len(job.points)} grid points ({job.total} in the full grid) in {len(groups)} "
           f"compiled group(s), {job.exp.seeds} seeds each, {job.chunk_size} seed(s) per call")
     if job.memory:
-        from rfsim.resources import available_memory, human
+        from rfsim.engine.resources import available_memory, human
 
         available, where = available_memory()
         room = "" if available is None else f" of {human(available)} available ({where})"
@@ -113,7 +113,7 @@ def _dry_run(job, out, force: bool) -> int:
 
 
 def cmd_demo(args) -> int:
-    from rfsim.runner import run_experiment
+    from rfsim.engine.runner import run_experiment
 
     args.set, args.seeds, args.root_seed, args.quick = [], None, None, False
     exp = _load(args, experiments_dir() / f"{DEMO}.toml")
@@ -125,7 +125,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from rfsim.suite import run_suite, suite_experiments
+    from rfsim.engine.suite import run_suite, suite_experiments
 
     folder = Path(args.dir) if args.dir else experiments_dir()
     exps = suite_experiments(folder, args.only, args.full)
@@ -147,7 +147,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from rfsim.runner import merge_runs
+    from rfsim.engine.runner import merge_runs
 
     t0 = time.time()
     return _report(merge_runs(args.run_dirs, args.out, plot=not args.no_plot), t0)
@@ -158,7 +158,7 @@ def cmd_info(args) -> int:
 
     import jax
 
-    from rfsim import provenance
+    from rfsim.engine import provenance
     from rfsim.check import CHECKS
     from rfsim.models import available, get_model
 
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The console script.  Ctrl-C / SIGTERM are deferred to checkpoints between compiled
-    calls (rfsim.interrupt) for the whole command; as the console script the handlers stay
+    calls (rfsim.engine.interrupt) for the whole command; as the console script the handlers stay
     until the process exits, so a late signal never turns into a traceback at shutdown."""
     try:
         term_grace_s()
@@ -277,7 +277,7 @@ def _interrupted(e: Interrupted) -> int:
 
 def _main(argv, checkpoint) -> int:
     try:
-        from rfsim.ownership import describe_os_error
+        from rfsim.engine.ownership import describe_os_error
     except Interrupted as e:
         return _interrupted(e)
     try:

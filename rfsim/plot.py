@@ -14,7 +14,7 @@ A line never joins points that differ in anything but x: every other column that
 among the plotted rows -- grid axes, per-family values, a metric's axis coordinates
 (``step``, ``layer``) and the family -- is either a series (one curve per value, in one
 panel) or a panel of small multiples.  :func:`layout` decides which (the same rule runs
-before compute, :func:`rfsim.planned.validate_planned`): the family first, then the
+before compute, :func:`rfsim.engine.planned.validate_planned`): the family first, then the
 listed ``series`` (by default the varying columns, most values first) while one panel holds at most
 ``MAX_CURVES`` curves; the first series may have more (it is one colour ramp).  Whatever
 varies and is not a series makes panels.  Curves are coloured along the series column with
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rfsim.io import SUMMARY_STATS, read_meta, read_summary, to_float
+from rfsim.engine.io import SUMMARY_STATS, read_meta, read_summary, to_float
 
 MAX_CURVES = 6  # curves in one panel before further columns become panels
 MAX_PANELS = 30  # more is not a figure: refused before compute

@@ -22,7 +22,7 @@ import pytest
 from scipy.optimize import brentq
 
 from rfsim import features
-from rfsim.experiment import make_config
+from rfsim.engine.experiment import make_config
 from rfsim.models import get_model
 from rfsim.theory.deep_rf import deep_rf_population, deep_rf_risk, layer_statistics
 from rfsim.theory.mei_montanari import mei_montanari, psi_range

@@ -321,7 +321,7 @@ def _min_over_ridge(s, beta, n, noise):
 
 
 def _powerlaw_experiment():
-    from rfsim.experiment import load_experiment
+    from rfsim.engine.experiment import load_experiment
 
     exp = load_experiment(Path(__file__).resolve().parents[1] / "experiments"
                           / "linear_ridge_powerlaw.toml")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rfsim.config import field_names
-from rfsim.experiment import from_dict, make_config
+from rfsim.engine.experiment import from_dict, make_config
 from rfsim.models import available, get_model
 
 VALUES = st.one_of(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rfsim.config import model_config, param, static
-from rfsim.io import read_csv
+from rfsim.engine.io import read_csv
 from rfsim.models import register
 from helpers import run_cli
 
@@ -159,14 +159,14 @@ def test_frozen_state_is_shared_and_theory_can_run_on_the_host(tmp_path, capsys,
 
 def test_statics_that_are_not_plain_data_are_refused():
     """Two different callables used to collide (identified by __name__): now refused."""
-    from rfsim.experiment import from_dict, grid_points
+    from rfsim.engine.experiment import from_dict, grid_points
 
     exp = from_dict({"model": "rf-ridge", "seeds": 2,
                      "params": {"d": 4, "N": 4, "n": 4}}, name="c")
     import dataclasses
 
     from rfsim.models import get_model
-    from rfsim.sweep import plan
+    from rfsim.engine.sweep import plan
 
     f = lambda z: jnp.tanh(z)  # noqa: E731
     g = lambda z: jnp.tanh(2 * z)  # noqa: E731

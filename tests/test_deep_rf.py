@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfsim.experiment import load_experiment, quick
+from rfsim.engine.experiment import load_experiment, quick
 from rfsim.features import deep_weights
 from rfsim.models import deep_rf, get_model  # importing deep_rf registers "deep-rf"
-from rfsim.runner import run_experiment
-from rfsim.sweep import _with_params
+from rfsim.engine.runner import run_experiment
+from rfsim.engine.sweep import _with_params
 from rfsim.theory.deep_rf import layer_statistics
 
 MODEL = get_model("deep-rf")
@@ -211,7 +211,7 @@ noise = 0.1
 widths = [[20], [20, 20]]
 ridge = [0.01, 0.1]
 """
-    from rfsim.experiment import load_experiment as load
+    from rfsim.engine.experiment import load_experiment as load
 
     res = run_experiment(load(text=text, name="tiny"), out=tmp_path / "run", plot=False)
     rows = [r for r in res.summary if r["metric"] == "excess_risk"]

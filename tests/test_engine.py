@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from rfsim.config import model_config, param, static
-from rfsim.experiment import from_dict
-from rfsim.io import read_csv
+from rfsim.engine.experiment import from_dict
+from rfsim.engine.io import read_csv
 from rfsim.models import register
-from rfsim.runner import merge_runs, run_experiment
+from rfsim.engine.runner import merge_runs, run_experiment
 
 SMALL = {
     "model": "linear-ridge",
@@ -137,7 +137,7 @@ def test_nonfinite_results_are_reported_and_left_blank(tmp_path):
 
 def test_list_valued_parameters_via_set():
     """--set widths=[30,20] fixes a list-valued parameter; [[30],[30,20]] sweeps it."""
-    from rfsim.experiment import apply_overrides
+    from rfsim.engine.experiment import apply_overrides
 
     base = from_dict({"model": "deep-rf", "seeds": 2,
                       "params": {"d": 10, "n": 20, "widths": [8]}}, name="w")

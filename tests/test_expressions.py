@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rfsim.expressions import parse
+from rfsim.engine.expressions import parse
 
 
 @pytest.mark.parametrize("text,values,expected", [

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rfsim.io import read_csv
+from rfsim.engine.io import read_csv
 
 TINY = {
     "linear-ridge": 'd = 12\nn = 24\nnoise = 0.3\nridge = 0.05',

@@ -164,7 +164,7 @@ def test_a_claim_on_a_metric_a_host_predict_lacks_is_refused_before_compute(tmp_
 
 
 def test_a_declared_prediction_that_predict_does_not_return_is_caught(registry):
-    from rfsim.sweep import plan, run_points
+    from rfsim.engine.sweep import plan, run_points
 
     model = register("toy-liar", ScaledConfig, _scaled_simulate, _scaled_predict,
                      metrics=("value",), predicts=())

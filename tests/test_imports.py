@@ -1,4 +1,4 @@
-"""Imports point one way: cli -> suite -> runner -> experiment -> sweep -> models ->
+"""Imports point one way: cli -> engine (suite -> runner -> experiment -> sweep) -> models ->
 theory/features -> leaves.  A module may import its own layer or any layer below, never
 one above (function-level imports included)."""
 
@@ -11,22 +11,26 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rfsim"
 
 LAYERS = [
     # 0: leaves
-    {"rfsim.validation", "rfsim.keys", "rfsim.lock", "rfsim.interrupt", "rfsim.provenance",
-     "rfsim.resources", "rfsim.expressions", "rfsim.activations", "rfsim.theory.scaling",
-     "rfsim.theory.gaussian",
-     "rfsim"},
+    {"rfsim.validation", "rfsim.engine.keys", "rfsim.engine.lock", "rfsim.engine.interrupt",
+     "rfsim.engine.provenance", "rfsim.engine.resources", "rfsim.engine.expressions",
+     "rfsim.activations", "rfsim.theory.scaling", "rfsim.theory.gaussian", "rfsim",
+     "rfsim.engine"},
     # 1: building blocks
-    {"rfsim.config", "rfsim.io", "rfsim.data", "rfsim.solvers"},
+    {"rfsim.config", "rfsim.engine.io", "rfsim.data", "rfsim.solvers", "rfsim.networks"},
     # 2: closed forms, feature maps, verdicts, run-directory ownership, figures
-    {"rfsim.features", "rfsim.kernels", "rfsim.theory", "rfsim.ownership", "rfsim.check",
-     "rfsim.plot"},
+    {"rfsim.features", "rfsim.kernels", "rfsim.empirical_kernels", "rfsim.theory",
+     "rfsim.engine.ownership", "rfsim.check", "rfsim.checks", "rfsim.plot"},
     # 3: model families (the one place simulation meets theory)
     {"rfsim.models"},
-    {"rfsim.sweep"},
-    {"rfsim.experiment", "rfsim.planned"},
-    {"rfsim.runner"},
-    {"rfsim.suite"},
+    {"rfsim.engine.sweep"},
+    {"rfsim.engine.experiment", "rfsim.engine.planned"},
+    {"rfsim.engine.runner"},
+    {"rfsim.engine.suite"},
     {"rfsim.cli"},
+    # the old paths of the engine's modules: aliases of rfsim.engine.<name>
+    {f"rfsim.{m}" for m in ("experiment", "planned", "sweep", "runner", "io", "ownership", "lock",
+                            "keys", "interrupt", "provenance", "resources", "suite",
+                            "expressions")},
 ]
 
 
@@ -68,9 +72,9 @@ def test_no_module_imports_a_layer_above_it(module, path):
 def test_a_deliberate_upward_import_is_caught(tmp_path):
     """The twin: the checker flags an engine module importing the experiment format."""
     fake = tmp_path / "sweep.py"
-    fake.write_text("def f():\n    from rfsim.experiment import grid_points\n")
-    assert _layer("rfsim.experiment") > _layer("rfsim.sweep")
-    assert "rfsim.experiment" in set(_imports(fake))
+    fake.write_text("def f():\n    from rfsim.engine.experiment import grid_points\n")
+    assert _layer("rfsim.engine.experiment") > _layer("rfsim.engine.sweep")
+    assert "rfsim.engine.experiment" in set(_imports(fake))
 
 
 def test_import_rfsim_leaves_jax_config_alone():
@@ -78,6 +82,6 @@ def test_import_rfsim_leaves_jax_config_alone():
     import sys
 
     code = ("import jax; before = dict(jax.config.values); import rfsim, rfsim.cli, "
-            "rfsim.runner, rfsim.models; rfsim.models.available(); "
+            "rfsim.engine.runner, rfsim.models; rfsim.models.available(); "
             "assert dict(jax.config.values) == before")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,5 +1,5 @@
 """Each family's memory estimate (what ``--dry-run`` prints and the engine checks before any
-compute: ``memory(cfg) * itemsize``, rfsim.resources) against the peak it
+compute: ``memory(cfg) * itemsize``, rfsim.engine.resources) against the peak it
 measures: one seed run in a fresh subprocess (``init`` + jitted ``simulate`` + ``predict``),
 peak RSS minus that of the same family at a tiny size (imports and compilation), within 2x.
 Sizes are a few hundred MB, where an estimate that forgets a dimension matters.  The heavy
@@ -18,7 +18,7 @@ import pytest
 from rfsim.cli import main
 from rfsim.config import make_config
 from rfsim.models import get_model
-from rfsim.resources import human, seed_bytes
+from rfsim.engine.resources import human, seed_bytes
 
 _CHILD = textwrap.dedent("""
     import json, sys

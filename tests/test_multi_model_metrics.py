@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rfsim.config import model_config, param, static
-from rfsim.io import read_csv
+from rfsim.engine.io import read_csv
 from rfsim.models import register
 from helpers import run_cli
 
@@ -126,7 +126,7 @@ def test_one_familys_wrong_prediction_fails_only_its_claim(tmp_path, capsys, fam
 def test_per_model_tables_do_not_rename_the_experiment(tmp_path, families):
     """The experiment's name (default run directory, default check names) is the file's stem;
     a loop over [per_model.X] tables used to overwrite it with the last family's name."""
-    from rfsim.experiment import load_experiment
+    from rfsim.engine.experiment import load_experiment
 
     path = tmp_path / "pair.toml"
     path.write_text(EXPERIMENT.format(offset=0.0))

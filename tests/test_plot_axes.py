@@ -11,7 +11,7 @@ import pytest
 
 from rfsim.cli import main
 from rfsim.config import model_config, param, static
-from rfsim.io import read_summary
+from rfsim.engine.io import read_summary
 from rfsim.models import register
 from rfsim.plot import MAX_CURVES, draw, layout, short_labels
 

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import pytest
 
 from rfsim.cli import main
-from rfsim.keys import group_key, static_digest
-from rfsim.lock import RunLock
-from rfsim.ownership import IDENTITY_FILE
+from rfsim.engine.keys import group_key, static_digest
+from rfsim.engine.lock import RunLock
+from rfsim.engine.ownership import IDENTITY_FILE
 
 BASE = """
 model = "linear-ridge"
@@ -289,9 +289,9 @@ def test_engine_factorizes_once_per_seed_for_every_ridge():
     outside the loop over ridges.  spectrum_decay (batch=False) is a loop-invariant scalar."""
     import re
 
-    from rfsim.experiment import from_dict, grid_points
+    from rfsim.engine.experiment import from_dict, grid_points
     from rfsim.models import get_model
-    from rfsim.sweep import _padded, _param_arrays, _simulator, plan
+    from rfsim.engine.sweep import _padded, _param_arrays, _simulator, plan
 
     model = get_model("linear-ridge")
     exp = from_dict({"model": "linear-ridge", "seeds": 2, "params": {"d": 6, "n": 9},

@@ -27,11 +27,11 @@ class Model:
     the tables get one row per coordinate with the axis as a column.
     init(key, cfg) -> state: optional; what simulate and predict share for one static group
     (frozen weights, a teacher), computed once per group from the group's state key
-    (:func:`rfsim.keys.state_key`) and passed to both as jit arguments, never baked into a
+    (:func:`rfsim.engine.keys.state_key`) and passed to both as jit arguments, never baked into a
     compiled program as constants.
     metrics: the names simulate returns, in column order.
     memory(cfg) -> int: optional; floats of one seed's peak working set (checked against
-    available memory before any compute and printed by ``--dry-run``, see rfsim.resources;
+    available memory before any compute and printed by ``--dry-run``, see rfsim.engine.resources;
     tests/test_memory_estimates.py holds each family's estimate to the measured peak).
     predicts: the metrics ``predict`` returns, declared (default: traced from a jitted
     predict with ``jax.eval_shape``; a host predict should declare them, so that a claim
