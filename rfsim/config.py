@@ -6,6 +6,12 @@ are pytree *metadata*: changing one recompiles.  Fields declared with
 :func:`param` (ridge, noise, scales) are array *leaves*: a grid over them is
 vmapped without recompiling.
 
+Fields that define the *data* (sample sizes, input dimension, input distribution, target,
+label noise) are marked ``data=True``: the engine derives each seed's data key from the
+data-marked static fields only and its model key from the other statics
+(:mod:`rfsim.engine.keys`), so families that share their data fields draw the same data
+whatever their model sizes.  A config that marks no field has every static data-defining.
+
 Validation runs in ``__post_init__`` (write a ``validate(self)`` method) when
 a user constructs a config; pytree unflattening (inside jit/vmap, where the
 leaves are tracers) bypasses it.
@@ -25,21 +31,38 @@ from rfsim.validation import require_scalar
 _KIND = "rfsim_kind"
 
 
-def static(default=dataclasses.MISSING, *, doc: str = ""):
-    """A shape-defining field (int, str, tuple): part of the compiled program."""
-    return dataclasses.field(default=default, metadata={_KIND: "static", "doc": doc})
+def static(default=dataclasses.MISSING, *, doc: str = "", data: bool = False):
+    """A shape-defining field (int, str, tuple): part of the compiled program.
+
+    ``data=True``: it defines the data (n, d, the input distribution, the target): it enters
+    the data key, and the model key does not see it.
+    """
+    return dataclasses.field(default=default, metadata={_KIND: "static", "doc": doc,
+                                                        "data": _flag("data", data)})
 
 
-def param(default=dataclasses.MISSING, *, doc: str = "", batch: bool = True):
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def param(default=dataclasses.MISSING, *, doc: str = "", batch: bool = True,
+          data: bool = False):
     """A continuous parameter: an array leaf, swept without recompilation.
 
     ``batch=True`` (default): the sweep engine vmaps it across grid points.  ``batch=False``
     for a parameter that shapes the *data* (e.g. a covariance spectrum): each of its values
     runs as a scalar, so whatever depends only on the data (a factorization) stays unbatched
     and is shared by every batched value (ridge, noise, ...).
+
+    ``data=True`` declares that it shapes the data (label noise, a spectrum's decay); keys
+    never hash parameters (points differing only in parameters share their draws), so the
+    mark documents the family's data fields (:func:`data_fields`) for its readers and tools.
     """
     return dataclasses.field(default=default,
-                             metadata={_KIND: "param", "doc": doc, "batch": batch})
+                             metadata={_KIND: "param", "doc": doc, "batch": batch,
+                                       "data": _flag("data", data)})
 
 
 def static_fields(cls_or_cfg) -> tuple[str, ...]:
@@ -57,6 +80,27 @@ def unbatched_fields(cls_or_cfg) -> tuple[str, ...]:
     fields = dataclasses.fields(cls_or_cfg)
     return tuple(f.name for f in fields
                  if f.metadata.get(_KIND) != "static" and not f.metadata.get("batch", True))
+
+
+def data_fields(cls_or_cfg) -> tuple[str, ...]:
+    """Every field declared ``data=True`` (statics and parameters), in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(cls_or_cfg) if f.metadata.get("data"))
+
+
+def data_static_fields(cls_or_cfg) -> tuple[str, ...]:
+    """The statics that enter the data key: those marked ``data=True``, or every static
+    when the config marks no field at all (a family written before the marks existed)."""
+    statics = static_fields(cls_or_cfg)
+    if not data_fields(cls_or_cfg):
+        return statics
+    marked = set(data_fields(cls_or_cfg))
+    return tuple(k for k in statics if k in marked)
+
+
+def model_static_fields(cls_or_cfg) -> tuple[str, ...]:
+    """The statics that enter the model key: every static not in :func:`data_static_fields`."""
+    data = set(data_static_fields(cls_or_cfg))
+    return tuple(k for k in static_fields(cls_or_cfg) if k not in data)
 
 
 def field_names(cls_or_cfg) -> tuple[str, ...]:

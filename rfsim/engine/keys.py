@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -37,6 +37,19 @@ KEY_SCHEME = ("fold_in(fold_in(fold_in(fold_in(key(root_seed mod 2^32), root_see
               "h0), h1), seed); (h0, h1) = first 8 bytes of sha256 of the canonical JSON of "
               "the point's static field values")
 MAX_ROOT_SEED = 2**63 - 1
+
+
+class SeedKeys(NamedTuple):
+    """The two keys a family receives (a pytree: passes through jit, vmap and lax.map).
+
+    ``data``: draw the inputs, the targets and the label noise from it (through
+    :mod:`rfsim.data`, split by purpose with ``fold_in``); it hashes only the data-marked
+    statics, so families sharing those fields see the same data.  ``model``: draw the
+    model's randomness from it (random features, initial weights, a frozen network).
+    """
+
+    data: jax.Array
+    model: jax.Array
 MAX_SEEDS = 1_000_000
 
 

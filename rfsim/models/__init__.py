@@ -1,35 +1,47 @@
-"""Model registry: each family is a config + ``simulate(key, cfg)`` + ``predict(cfg)``.
+"""Model registry: each family is a config + ``init(keys, cfg) -> state`` +
+``simulate(keys, cfg, state)`` + ``predict(cfg, state)``, always these shapes.
 
 ``get_model("linear-ridge")`` returns the :class:`Model`; the sweep engine, the
-checks, the CLI and the plots know only this contract (see ARCHITECTURE.md).
+checks, the CLI and the plots know only this contract (see ARCHITECTURE.md and README's
+"model contract").  ``keys`` is a :class:`~rfsim.engine.keys.SeedKeys` ``(data, model)``.
+Families registered with the earlier shapes (``simulate(key, cfg)``, ``predict(cfg)``,
+``init(key, cfg)`` with ``simulate(key, cfg, state)``) are adapted here: their one key is
+``keys.data``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 
+from rfsim.engine.keys import SeedKeys
 from rfsim.validation import closest
+
+__all__ = ["Model", "SeedKeys", "register", "unregister", "available", "get_model"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Model:
     """A registered model family.
 
-    simulate(key, cfg[, state]) -> dict[str, scalar Array]: one seed, pure, jit/vmap-able.
-    predict(cfg[, state]) -> dict[str, scalar Array]: the closed form for (some of) the
-    metrics; jitted unless ``predict_jit=False`` (scipy-based theory: then it runs per point
-    on the host with a concrete config and state).
+    The three callables always have these shapes (:func:`register` adapts earlier ones):
+
+    init(keys, cfg) -> state: what simulate and predict share for one static group (frozen
+    weights, a teacher, a fixed training set), computed once per group from the group's
+    :class:`SeedKeys` (:func:`rfsim.engine.keys.state_keys`) and passed to both as jit
+    arguments, never baked into a compiled program as constants; default: state ``None``.
+    simulate(keys, cfg, state) -> dict[str, Array]: one seed, pure, jit/vmap-able.
+    predict(cfg, state) -> dict[str, Array]: the closed form for (some of) the metrics;
+    jitted unless ``predict_jit=False`` (scipy-based theory: then it runs per point on the
+    host with a concrete config and state); ``None`` when the family has no theory.
     axes: metric -> axis name for metrics that are curves (e.g. ``{"loss": "step"}``);
     ``coords(cfg) -> {axis: 1-D array}`` gives each axis's coordinates from the config's
     static fields.  simulate/predict return such a metric with shape ``(len(coords),)``;
     the tables get one row per coordinate with the axis as a column.
-    init(key, cfg) -> state: optional; what simulate and predict share for one static group
-    (frozen weights, a teacher), computed once per group from the group's state key
-    (:func:`rfsim.engine.keys.state_key`) and passed to both as jit arguments, never baked into a
-    compiled program as constants.
     metrics: the names simulate returns, in column order.
+    legacy: the family was registered with the earlier shapes (its one key is ``keys.data``).
     memory(cfg) -> int: optional; floats of one seed's peak working set (checked against
     available memory before any compute and printed by ``--dry-run``, see rfsim.engine.resources;
     tests/test_memory_estimates.py holds each family's estimate to the measured peak).
@@ -51,6 +63,7 @@ class Model:
     axes: dict = dataclasses.field(default_factory=dict, hash=False)
     coords: Callable | None = None
     predicts: tuple[str, ...] | None = None
+    legacy: bool = False
 
     def __post_init__(self):
         for m, a in self.axes.items():
@@ -91,11 +104,93 @@ def _builtin_modules() -> list[str]:
 def register(name, config, simulate, predict=None, *, metrics, description="",
              memory=None, init=None, predict_jit=True, axes=None, coords=None,
              predicts=None) -> Model:
-    model = Model(name, config, simulate, predict, tuple(metrics), description, memory, init,
-                  bool(predict_jit), dict(axes or {}), coords,
-                  None if predicts is None else tuple(predicts))
+    """Register a family and return its :class:`Model` (callables in the fixed shapes).
+
+    ``metrics``: the metric names, each declared once: a mapping ``{name: axis or None}``
+    (``{"loss": "step", "final": None}``) or a sequence of names, with ``axes={name: axis}``
+    for the curves (the earlier form).  ``simulate``/``predict``/``init`` may have the
+    earlier shapes; see :func:`adapt`.
+    """
+    names, axes = _metrics_and_axes(name, metrics, axes)
+    legacy = _is_legacy(simulate)
+    sim, pred, ini = adapt(simulate, predict, init, legacy=legacy)
+    model = Model(name, config, sim, pred, names, description, memory, ini,
+                  bool(predict_jit), axes, coords,
+                  None if predicts is None else tuple(predicts), legacy)
     _REGISTRY[name] = model
     return model
+
+
+def _metrics_and_axes(name, metrics, axes) -> tuple[tuple[str, ...], dict]:
+    if isinstance(metrics, Mapping):
+        if axes:
+            raise ValueError(f"model {name!r}: metrics is a mapping {{name: axis}}, which "
+                             "already declares the axes; drop axes=")
+        return tuple(metrics), {m: a for m, a in metrics.items() if a is not None}
+    if isinstance(metrics, str):
+        raise ValueError(f"model {name!r}: metrics must be a sequence of names or a mapping "
+                         f"{{name: axis or None}}, got the string {metrics!r}")
+    return tuple(metrics), dict(axes or {})
+
+
+def _positional(fn: Callable) -> list[inspect.Parameter]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: take it as new-shaped
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _is_legacy(simulate: Callable) -> bool:
+    """The earlier shapes: ``simulate(key, cfg)`` (two positional parameters), or a
+    ``simulate(key, cfg, state)`` whose first parameter is named ``key`` (the new shape names
+    it ``keys``)."""
+    params = _positional(simulate)
+    return len(params) == 2 or (len(params) >= 1 and params[0].name == "key")
+
+
+def _data_key(keys):
+    """``keys.data`` for :class:`SeedKeys`; a plain key passes through (direct calls)."""
+    return keys.data if isinstance(keys, SeedKeys) else keys
+
+
+def _no_state(keys, cfg):
+    """The default ``init``: no state."""
+    return None
+
+
+def adapt(simulate, predict=None, init=None, *, legacy: bool):
+    """``(simulate, predict, init)`` in the fixed shapes.
+
+    A legacy family's callables receive ``keys.data`` as their one key (a plain key passed
+    directly still works), its ``simulate``/``predict`` get the state only if it has an
+    ``init``; ``predict(cfg)`` with one positional parameter never gets it.
+    """
+    ini = _no_state if init is None else init
+    if legacy:
+        ini = _no_state if init is None else _legacy_init(init)
+        simulate = _legacy_simulate(simulate, stateful=init is not None)
+    if predict is not None and len(_positional(predict)) == 1:
+        predict = _stateless_predict(predict)
+    return simulate, predict, ini
+
+
+def _legacy_simulate(fn, *, stateful: bool):
+    def simulate(keys, cfg, state=None):
+        return fn(_data_key(keys), cfg, state) if stateful else fn(_data_key(keys), cfg)
+    return simulate
+
+
+def _legacy_init(fn):
+    def init(keys, cfg):
+        return fn(_data_key(keys), cfg)
+    return init
+
+
+def _stateless_predict(fn):
+    def predict(cfg, state=None):
+        return fn(cfg)
+    return predict
 
 
 def _load_builtins() -> None:
