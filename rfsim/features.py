@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from rfsim.activations import Activation, get_activation
+from rfsim.networks import _sign_fixed_qr, deep_weights, gaussian_weights, haar_orthogonal
 from rfsim.theory.gaussian import gaussian_mean
 from rfsim.theory.kernels import arccos_kernel, erf_kernel, expected_kernel, gaussian_kernel
 from rfsim.validation import require_batch, require_positive
@@ -102,13 +103,6 @@ def _check_weights(field: str, W) -> jax.Array:
 # --------------------------------------------------------------------------- samplers
 
 
-def gaussian_weights(key, n_features: int, d: int, dtype=None) -> jax.Array:
-    """W in R^{N x d} with i.i.d. entries W_ij ~ N(0, 1)."""
-    n_features = _check_count("n_features", n_features)
-    d = _check_count("d", d)
-    return jax.random.normal(key, (n_features, d), _float_dtype(dtype))
-
-
 def sphere_weights(key, n_features: int, d: int, dtype=None) -> jax.Array:
     """Rows w_i i.i.d. uniform on the sphere S^{d-1}(sqrt d): w = sqrt(d) g / ||g||, g ~ N(0, I).
 
@@ -150,21 +144,6 @@ def _features_core(x, W, sigma):
 
 
 # --------------------------------------------------------------------------- deep
-
-
-def deep_weights(key, d: int, widths: Sequence[int], dtype=None) -> list[jax.Array]:
-    """Gaussian W_l in R^{k_l x k_{l-1}}, l = 1..L, with k_0 = d and widths = (k_1..k_L).
-
-    Layer l uses key ``fold_in(key, l)``, so adding layers leaves earlier ones unchanged.
-    """
-    d = _check_count("d", d)
-    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) == 0:
-        raise ValueError(f"widths must be a non-empty sequence of integers >= 1, got {widths!r}")
-    ks = [d] + [_check_count(f"widths[{i}]", k) for i, k in enumerate(widths)]
-    return [
-        gaussian_weights(jax.random.fold_in(key, l), ks[l], ks[l - 1], dtype)
-        for l in range(1, len(ks))
-    ]
 
 
 def deep_random_features(
@@ -219,29 +198,6 @@ def rff_weights(key, n_features: int, d: int, bandwidth=1.0, dtype=None) -> jax.
     """
     _check_positive("bandwidth", bandwidth, _float_dtype(dtype))
     return gaussian_weights(key, n_features, d, dtype) / bandwidth
-
-
-def _sign_fixed_qr(g: jax.Array) -> jax.Array:
-    """Q of g = Q R (batched over leading axes) with Q <- Q diag(sign(diag R)), so diag R > 0."""
-    q, r = jnp.linalg.qr(g)
-    signs = jnp.where(jnp.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0).astype(q.dtype)
-    return q * signs[..., None, :]
-
-
-@partial(jax.jit, static_argnums=(1, 2))
-def _haar_core(key, d: int, dtype) -> jax.Array:
-    return _sign_fixed_qr(jax.random.normal(key, (d, d), dtype))
-
-
-def haar_orthogonal(key, d: int, dtype=None) -> jax.Array:
-    """Q ~ Haar on O(d): Q R = G with G_ij ~ N(0, 1), then Q <- Q diag(sign(diag R)).
-
-    The sign correction makes the factorization unique (diag R > 0), which is what
-    makes Q exactly Haar (Mezzadri 2007); without it LAPACK's Householder convention
-    biases the signs of the columns.
-    """
-    d = _check_count("d", d)
-    return _haar_core(key, d, _float_dtype(dtype))
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3))
