@@ -14,22 +14,29 @@ from helpers import agree, keys
 from scipy.integrate import quad
 from scipy.special import eval_gegenbauer, eval_legendre
 
+from rfsim.data import harmonic_draw, sphere_inputs
 from rfsim.theory.ridge import krr_risk, ridge_risk
 from rfsim.theory.sphere import (
+    HarmonicTarget,
     arccos_kernel,
     degree_power,
     exp_kernel_eigenvalues,
     gegenbauer,
-    harmonic_target,
     kernel_eigenvalues,
     kernel_spectrum,
     multiplicities,
     multiplicity,
     sphere_krr_risk,
-    sphere_points,
     t_quadrature,
     trace_residual,
 )
+
+
+
+def harmonic_target(key, d, degrees, powers):
+    """The draw of rfsim.data made a target of the given powers (S-8)."""
+    return HarmonicTarget.from_draw(d, degrees, powers, harmonic_draw(key, d, len(degrees)))
+
 
 # ------------------------------------------------------------------------ (S-1), (S-2)
 
@@ -276,7 +283,7 @@ def test_harmonic_target_has_the_requested_power():
     d, degrees, powers = 6, (0, 1, 2, 3), (0.1, 0.5, 0.3, 0.2)
     target = harmonic_target(jax.random.key(1), d, degrees, powers)
     np.testing.assert_array_equal(target.power(5), [0.1, 0.5, 0.3, 0.2, 0.0, 0.0])
-    x = sphere_points(jax.random.key(2), 16, d)
+    x = sphere_inputs(jax.random.key(2), 16, d)
     assert x.shape == (16, d) and np.allclose(jnp.sum(x**2, -1), d)
     X = _uniform_sphere(np.random.default_rng(2), 40_000, d)
     f = np.asarray(jax.jit(target)(X))

@@ -3,8 +3,9 @@ spectral (eigenlearning) prediction (theory/kernels.md §5, theory/sphere.md, th
 
 Data: ``x`` uniform on the sphere of radius sqrt(d) (``||x||^2/d = 1``); target
 ``y = f*(x) + eps``, ``f* = sum_l f_l`` a sum of spherical harmonics of the chosen
-``degrees`` with powers ``E f_l^2 = powers[l]`` (:func:`rfsim.theory.sphere.harmonic_target`,
-drawn once per static group from its state key: every seed learns the same target);
+``degrees`` with powers ``E f_l^2 = powers[l]`` (:func:`rfsim.data.harmonic_draw` made a
+target by :meth:`rfsim.theory.sphere.HarmonicTarget.from_draw`, drawn once per static group
+from its state key: every seed learns the same target);
 ``Var eps = noise``.
 
 Kernel (a dot-product kernel ``k(x, x') = kfun(x.x'/d)``):
@@ -38,6 +39,7 @@ import numpy as np
 
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
+from rfsim.data import harmonic_draw, sphere_inputs
 from rfsim.models import register
 from rfsim.models._scales import require_network_scales, require_square, working_set
 from rfsim.solvers import kernel_ridge_from_eigh
@@ -45,11 +47,9 @@ from rfsim.theory.kernels import dot_product
 from rfsim.theory.sphere import (
     HarmonicTarget,
     degree_power,
-    harmonic_target,
     kernel_spectrum,
     max_degree as sphere_max_degree,
     sphere_krr_risk,
-    sphere_points,
 )
 from rfsim.validation import (
     require,
@@ -187,7 +187,8 @@ def _gram(kfun, a, b, d, same=False):
 
 def init(key: jax.Array, cfg: KernelRidgeConfig) -> dict:
     """The target f* of this static group (centres and coefficients, theory/sphere.md S-8)."""
-    f = harmonic_target(key, cfg.d, cfg.degrees, cfg.powers)
+    f = HarmonicTarget.from_draw(cfg.d, cfg.degrees, cfg.powers,
+                                 harmonic_draw(key, cfg.d, len(cfg.degrees)))
     return {"centres": jnp.asarray(f.centres), "coeffs": jnp.asarray(f.coeffs)}
 
 
@@ -202,8 +203,8 @@ def simulate(key: jax.Array, cfg: KernelRidgeConfig, state: dict) -> dict[str, j
     k_x, k_eps, k_test = jax.random.split(key, 3)
     f = _target(cfg, state)
     kfun = _kfun(cfg)
-    X = sphere_points(k_x, cfg.n, cfg.d)
-    Xt = sphere_points(k_test, cfg.n_test, cfg.d)
+    X = sphere_inputs(k_x, cfg.n, cfg.d)
+    Xt = sphere_inputs(k_test, cfg.n_test, cfg.d)
     dtype = X.dtype
     y = f(X) + jnp.sqrt(jnp.asarray(cfg.noise, dtype)) * jax.random.normal(k_eps, (cfg.n,), dtype)
     K = _gram(kfun, X, X, cfg.d, same=True)

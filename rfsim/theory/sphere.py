@@ -45,7 +45,6 @@ __all__ = [
     "degree_power",
     "exp_kernel_eigenvalues",
     "gegenbauer",
-    "harmonic_target",
     "kernel_eigenvalues",
     "kernel_spectrum",
     "krr_risk",
@@ -54,7 +53,6 @@ __all__ = [
     "multiplicities",
     "multiplicity",
     "sphere_krr_risk",
-    "sphere_points",
     "t_quadrature",
     "trace_residual",
 ]
@@ -368,14 +366,6 @@ def trace_residual(kfun: Callable, d: int, L: int, *, panels: int | None = None)
 # --------------------------------------------------------------------------- (S-8)
 
 
-def sphere_points(key, n: int, d: int, dtype=None) -> jax.Array:
-    """``n`` points uniform on the sphere of radius ``sqrt(d)`` in R^d, shape ``(n, d)``."""
-    _check_d(d)
-    require_int("n", n, minimum=1)
-    g = jax.random.normal(key, (n, d), dtype=dtype or jnp.result_type(float))
-    return g * (math.sqrt(d) / jnp.linalg.norm(g, axis=-1, keepdims=True))
-
-
 @functools.partial(jax.jit, static_argnums=(3, 4))
 def _harmonic_eval(x, centres, coeffs, d, degrees):
     """(S-8) at ``x`` (..., d): one compiled program per shape, dimension and degree list."""
@@ -405,6 +395,28 @@ class HarmonicTarget:
             x = x.astype(jnp.result_type(float))
         return _harmonic_eval(x, jnp.asarray(self.centres), jnp.asarray(self.coeffs), self.d,
                               self.degrees)
+
+    @classmethod
+    def from_draw(cls, d: int, degrees: Sequence[int], powers: Sequence[float],
+                  draw) -> "HarmonicTarget":
+        """The target of (S-8) from a draw of :func:`rfsim.data.harmonic_draw` (centres
+        ``u_lj`` on the sphere of radius ``sqrt(d)``, raw coefficients ``a_l``): each
+        ``a_l`` rescaled so that ``a_l^T G_l a_l = powers[l]``, ``G_l[j, k] =
+        P_l(u_lj.u_lk/d)/N(d, l)`` (addition theorem; degrees are orthogonal), hence
+        ``E f_l^2 = powers[l]`` exactly.  Deterministic: the randomness is the draw's."""
+        _check_d(d)
+        degrees, powers = _check_target(degrees, powers)
+        u = np.asarray(draw.centres, dtype=float)
+        a = np.array(draw.coeffs, dtype=float)
+        if u.ndim != 3 or u.shape[0] != len(degrees) or u.shape[2] != d or a.shape != u.shape[:2]:
+            raise ValueError(f"draw must hold centres of shape ({len(degrees)}, n_centers, {d}) "
+                             f"and coeffs of shape ({len(degrees)}, n_centers), got "
+                             f"{u.shape} and {a.shape}")
+        for g, (l, p) in enumerate(zip(degrees, powers)):
+            gram = gegenbauer(l, d, np.clip(u[g] @ u[g].T / d, -1.0, 1.0))[l] / multiplicity(d, l)
+            norm2 = float(a[g] @ gram @ a[g])
+            a[g] = a[g] * math.sqrt(p / norm2) if p > 0 else 0.0
+        return cls(d, degrees, powers, u, a)
 
     def power(self, L: int) -> np.ndarray:
         """Per-degree target power ``P_l``, ``l = 0..L`` (S-9), for :func:`krr_risk`."""
@@ -438,32 +450,6 @@ def _check_target(degrees, powers):
         raise ValueError(f"powers must have one entry per degree ({len(degrees)}), got "
                          f"{len(powers)}")
     return tuple(int(l) for l in degrees), powers
-
-
-def harmonic_target(key, d: int, degrees: Sequence[int], powers: Sequence[float], *,
-                    n_centers: int = 16) -> HarmonicTarget:
-    """A random target ``f* = sum_l f_l`` with ``f_l`` a degree-l spherical harmonic of power
-    ``E f_l^2 = powers[l]`` exactly (S-8).
-
-    ``f_l(x) = sum_j a_lj P_l(x.u_lj/d)``, centres ``u_lj`` uniform on the sphere of radius
-    ``sqrt(d)``, ``a_l ~ N(0, I)`` then rescaled so that ``a_l^T G_l a_l = powers[l]`` with the
-    Gram ``G_l[j, k] = P_l(u_lj.u_lk/d)/N(d, l)`` (addition theorem; degrees are
-    orthogonal).  Each degree uses ``n_centers`` centres (a degree-l harmonic of this form
-    spans ``min(n_centers, N(d, l))`` dimensions).
-    """
-    _check_d(d)
-    require_int("n_centers", n_centers, minimum=1)
-    degrees, powers = _check_target(degrees, powers)
-    k_u, k_a = jax.random.split(key)
-    u = np.array(sphere_points(k_u, len(degrees) * n_centers, d), dtype=float)
-    u = u.reshape(len(degrees), n_centers, d)
-    u *= math.sqrt(d) / np.linalg.norm(u, axis=-1, keepdims=True)  # exact in float64
-    a = np.array(jax.random.normal(k_a, (len(degrees), n_centers)), dtype=float)
-    for g, (l, p) in enumerate(zip(degrees, powers)):
-        gram = gegenbauer(l, d, np.clip(u[g] @ u[g].T / d, -1.0, 1.0))[l] / multiplicity(d, l)
-        norm2 = float(a[g] @ gram @ a[g])
-        a[g] = a[g] * math.sqrt(p / norm2) if p > 0 else 0.0
-    return HarmonicTarget(d, degrees, powers, u, a)
 
 
 # --------------------------------------------------------------------------- convenience
