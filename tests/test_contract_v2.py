@@ -154,7 +154,12 @@ def test_frozen_state_is_shared_and_theory_can_run_on_the_host(tmp_path, capsys,
     three = np.array([float(r["dot"]) for r in sim if r["scale"] == "3.0"])
     np.testing.assert_allclose(three, 3 * one, rtol=1e-12)  # same state, same draws
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
-    assert meta["state_key_scheme"].startswith("fold_in(group key")
+    from rfsim.engine.keys import STATE_KEY_SCHEME, group_digests, state_key
+
+    assert meta["state_key_scheme"] == STATE_KEY_SCHEME
+    (record,) = meta["state_keys"]  # one static group: k = 5, every static data-defining
+    want = jax.random.key_data(state_key(0, group_digests({"k": 5}, {})))
+    assert record["key_data"] == [int(x) for x in np.asarray(want).ravel()]
 
 
 def test_statics_that_are_not_plain_data_are_refused():

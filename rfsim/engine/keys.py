@@ -1,21 +1,28 @@
 """PRNG keys derived from content, never from positions in a grid.
 
-The key of (grid point, seed) is::
+Each (grid point, seed) gets two keys, :class:`SeedKeys` ``(data, model)``::
 
     root  = fold_in(key(root_seed mod 2^32), root_seed // 2^32)
-    group = fold_in(fold_in(root, h0), h1)        # (h0, h1): 64 bits of sha256(statics)
-    key   = fold_in(group, seed)
+    D     = fold_in(fold_in(root, d0), d1)   # (d0, d1): 64 bits of sha256("data:"  + data statics)
+    M     = fold_in(fold_in(root, m0), m1)   # (m0, m1): 64 bits of sha256("model:" + model statics)
+    keys  = SeedKeys(fold_in(D, seed), fold_in(M, seed))
 
-where ``statics`` is the canonical JSON of the point's *static* field values (sizes,
-activation, ...: the fields that define the compiled program).  Consequences:
+where "data statics" is the canonical JSON (names and values) of the static fields the
+family marks ``static(..., data=True)`` (n, d, the input distribution, the target: every
+static when it marks no field) and "model statics" that of its other static fields
+(feature count, width, activation).  The prefixes keep the two digests apart: equal JSON
+never gives equal keys.  A family's ``init`` receives the group's keys with ``2^32 - 1``
+folded in instead of a seed (:func:`state_keys`).  Consequences:
 
 * growing, reordering, sharding, resuming or merging a grid never changes a point's draws,
   so a grown grid equals a fresh run of the grown grid;
-* distinct static groups get distinct keys (up to a 2^-64 hash collision);
+* distinct static groups get distinct key pairs (up to a 2^-64 hash collision);
 * points that differ only in continuous parameters (ridge, noise, ...) share draws: common
   random numbers, which is what lets one factorization per seed serve every ridge;
-* the model's name is not hashed: two families whose static fields coincide see the same
-  draws (common random numbers across models).
+* the model's name is not hashed, and the data key sees only the data fields: two families
+  (or two model sizes of one family) whose data fields coincide draw the same data from
+  ``keys.data`` -- byte-identical if they draw it the same way (through :mod:`rfsim.data`,
+  in a fixed order) -- while their model draws follow ``keys.model``.
 
 ``root_seed`` may be any integer in ``[0, 2^63)``: both halves enter the key, so seeds that
 agree modulo 2^32 do not collide (``jax.random.key`` alone truncates them without x64).
@@ -30,12 +37,16 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-KEY_VERSION = 2  # bumped whenever the scheme changes: point ids include it
-KEY_SCHEME = ("fold_in(fold_in(fold_in(fold_in(key(root_seed mod 2^32), root_seed // 2^32), "
-              "h0), h1), seed); (h0, h1) = first 8 bytes of sha256 of the canonical JSON of "
-              "the point's static field values")
+KEY_VERSION = 3  # bumped whenever the scheme changes: point ids include it
+KEY_SCHEME = ("SeedKeys(data=fold_in(G(d0, d1), seed), model=fold_in(G(m0, m1), seed)); "
+              "G(h0, h1) = fold_in(fold_in(fold_in(key(root_seed mod 2^32), root_seed // 2^32), "
+              "h0), h1); (d0, d1) = first 8 bytes of sha256(\"data:\" + the canonical JSON of "
+              "the point's data-marked static fields, every static if none is marked); "
+              "(m0, m1) = first 8 bytes of sha256(\"model:\" + the canonical JSON of its other "
+              "static fields)")
 MAX_ROOT_SEED = 2**63 - 1
 
 
@@ -83,10 +94,24 @@ def canonical(values: Mapping[str, Any]) -> str:
                       separators=(",", ":"))
 
 
-def static_digest(statics: Mapping[str, Any]) -> tuple[int, int]:
-    """Two 32-bit words of sha256 of the canonical static values (the group's key words)."""
-    h = hashlib.sha256(canonical(statics).encode()).digest()
+def static_digest(statics: Mapping[str, Any], *, domain: str = "") -> tuple[int, int]:
+    """Two 32-bit words of sha256(``domain`` + the canonical static values): key words."""
+    h = hashlib.sha256((domain + canonical(statics)).encode()).digest()
     return int.from_bytes(h[:4], "big"), int.from_bytes(h[4:8], "big")
+
+
+class Group(NamedTuple):
+    """A static group's identity: the key words of its data statics and of its model statics
+    (every point with the same static values has the same pair)."""
+
+    data: tuple[int, int]
+    model: tuple[int, int]
+
+
+def group_digests(data_statics: Mapping[str, Any], model_statics: Mapping[str, Any]) -> Group:
+    """The :class:`Group` of a point whose statics split into data and model fields."""
+    return Group(static_digest(data_statics, domain="data:"),
+                 static_digest(model_statics, domain="model:"))
 
 
 def check_root_seed(root_seed: Any) -> int:
@@ -103,15 +128,39 @@ def root_key(root_seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(lo), hi)
 
 
-STATE_WORD = 0xFFFFFFFF  # seeds are < MAX_SEEDS, so the state key never equals a seed key
-STATE_KEY_SCHEME = "fold_in(group key, 2^32 - 1)"
+STATE_WORD = 0xFFFFFFFF  # seeds are < MAX_SEEDS, so the state keys never equal seed keys
+STATE_KEY_SCHEME = ("SeedKeys(fold_in(data group key, 2^32 - 1), "
+                    "fold_in(model group key, 2^32 - 1))")
 
 
-def state_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
-    """The key a family's ``init(key, cfg)`` receives for one static group."""
-    return jax.random.fold_in(group_key(root_seed, digest), STATE_WORD)
-
-
-def group_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
-    """The key shared by every point of one static group (fold in the seed to use it)."""
+def _word_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(root_key(root_seed), digest[0]), digest[1])
+
+
+def group_keys(root_seed: int, group: Group) -> SeedKeys:
+    """The keys shared by every point of one static group (fold in the seed to use them)."""
+    return SeedKeys(_word_key(root_seed, group.data), _word_key(root_seed, group.model))
+
+
+def seed_keys(group: SeedKeys, seed) -> SeedKeys:
+    """One seed's keys from its group's (``seed`` may be traced)."""
+    return SeedKeys(jax.random.fold_in(group.data, seed), jax.random.fold_in(group.model, seed))
+
+
+def state_keys(root_seed: int, group: Group) -> SeedKeys:
+    """The keys a family's ``init(keys, cfg)`` receives for one static group."""
+    g = group_keys(root_seed, group)
+    return SeedKeys(jax.random.fold_in(g.data, STATE_WORD), jax.random.fold_in(g.model, STATE_WORD))
+
+
+def group_key(root_seed: int, digest):
+    """One key from a digest ``(h0, h1)``; given a :class:`Group`, its :func:`group_keys`."""
+    if isinstance(digest, Group):
+        return group_keys(root_seed, digest)
+    return _word_key(root_seed, digest)
+
+
+def state_key(root_seed: int, group: Group) -> jax.Array:
+    """The group's state keys stacked as one ``(2,)`` key array ``[data, model]`` (for the
+    record in meta.json: ``jax.random.key_data`` of it); ``init`` gets :func:`state_keys`."""
+    return jnp.stack(state_keys(root_seed, group))

@@ -2,10 +2,12 @@
 
 * Grid points sharing their static fields (sizes, activation) form a *group*: one
   compilation, one jitted call per chunk of seeds.
-* Keys come from content (:mod:`rfsim.engine.keys`): root seed, a hash of the point's static
-  values, the seed -- never a position in the grid -- so results do not depend on chunking,
-  sharding, resuming or growing the grid, and the points of a group see the same training
-  sets (common random numbers across ridge, noise, ...).  This refines ARCHITECTURE.md's
+* Keys come from content (:mod:`rfsim.engine.keys`): root seed, a hash of the point's
+  data statics (the data key) and of its other statics (the model key), the seed -- never a
+  position in the grid -- so results do not depend on chunking, sharding, resuming or
+  growing the grid, and the points of a group see the same training sets (common random
+  numbers across ridge, noise, ...; and across families and model sizes sharing their data
+  fields).  This refines ARCHITECTURE.md's
   ``grid_index``: keying by the full grid point would give every ridge its own data and
   forbid the shared factorization.
 * Within a compiled call the seeds and the points are loops (``lax.map``), not vmaps: XLA's
@@ -16,6 +18,10 @@
   the swept values (the data, a factorization) out of the points loop, so 20 ridges still
   cost about one eigendecomposition per seed.  A loop of one iteration is inlined and fused
   differently, so a lone point or seed is padded to two.
+* The contract has one shape: ``init(keys, cfg)`` once per group (its keys:
+  :func:`~rfsim.engine.keys.state_keys`), ``simulate(keys, cfg, state)`` per (seed, point),
+  ``predict(cfg, state)`` per point.  Coordinates of the metrics' axes are computed once per
+  group, in :func:`plan` (``Point.coords``, shared by the group's points).
 * ``chunk_size`` seeds per compiled call (a progress bar counts calls).
 * ``interrupt()`` is called between compiled calls (never during one): the CLI's deferred
   Ctrl-C / SIGTERM raise there, so no XLA computation is in flight when the process exits.
@@ -32,21 +38,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.config import as_dict, make_config, param_fields, static_fields, unbatched_fields
+from rfsim.config import (as_dict, data_static_fields, make_config, model_static_fields,
+                          param_fields, static_fields, unbatched_fields)
 from rfsim.engine.interrupt import poll
-from rfsim.engine.keys import canonical, group_key, state_key, static_digest
+from rfsim.engine.keys import Group, canonical, group_digests, group_keys, seed_keys, state_keys
 from rfsim.models import Model
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-    """One grid point: its position in the full grid, all config values, its group
-    (the 64-bit digest of its static values, :func:`rfsim.engine.keys.static_digest`)."""
+    """One grid point: its position in the full grid, all config values, its static group
+    (:class:`~rfsim.engine.keys.Group`: the key words of its data statics and of its model
+    statics), its config, and the coordinates of its family's axes (``{axis: 1-D array}``,
+    computed once per group by :func:`plan`; ``{}`` for a family without axes)."""
 
     index: int
     values: dict[str, Any]
-    group: tuple[int, int]
+    group: Group
     cfg: Any = dataclasses.field(compare=False, repr=False)
+    coords: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, compare=False,
+                                                      repr=False)
 
 
 @dataclasses.dataclass
@@ -59,20 +70,36 @@ class PointResult:
 
 def plan(model: Model, grid: Iterable[dict[str, Any]]) -> list[Point]:
     """Every grid point (``grid``: each point's values, in grid order), validated, with its
-    static group digest.  The engine knows configs, not the experiment file format."""
+    static group and the group's coordinates (computed once per group).  The engine knows
+    configs, not the experiment file format."""
     statics = static_fields(model.config)
-    digests: dict[str, tuple[int, int]] = {}
+    data, rest = data_static_fields(model.config), model_static_fields(model.config)
+    groups: dict[str, tuple[Group, dict]] = {}
     points = []
     for i, values in enumerate(grid):
         poll()
         cfg = make_config(model, values)
         full = as_dict(cfg)
-        static_values = {k: full[k] for k in statics}
-        text = canonical(static_values)  # refuses callables and arrays
-        if text not in digests:
-            digests[text] = static_digest(static_values)
-        points.append(Point(i, full, digests[text], cfg))
+        text = canonical({k: full[k] for k in statics})  # refuses callables and arrays
+        if text not in groups:
+            group = group_digests({k: full[k] for k in data}, {k: full[k] for k in rest})
+            groups[text] = group, coordinates(model, cfg)
+        group, coords = groups[text]
+        points.append(Point(i, full, group, cfg, coords))
     return points
+
+
+def coordinates(model: Model, cfg) -> dict[str, np.ndarray]:
+    """``model.coords(cfg)`` checked: one 1-D array per axis of the family's metrics."""
+    if model.coords is None:
+        return {}
+    coords = {a: np.asarray(c) for a, c in model.coords(cfg).items()}
+    for a in model.axis_names:
+        if a not in coords or coords[a].ndim != 1:
+            got = "nothing" if a not in coords else f"shape {coords[a].shape}"
+            raise ValueError(f"model {model.name!r}: coords(cfg) must give axis {a!r} as a "
+                             f"1-D array, got {got}")
+    return coords
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -126,19 +153,16 @@ def _simulator(model: Model) -> Callable:
     on them is hoisted), ``dyn`` every other parameter as a (points,) array.
     """
 
-    def points(group_key, seed, cfg, fixed, dyn, state):
-        key = jax.random.fold_in(group_key, seed)
+    def points(group, seed, cfg, fixed, dyn, state):
+        keys = seed_keys(group, seed)
 
         def one(row):
-            point_cfg = _with_params(cfg, {**fixed, **row})
-            if model.init is None:
-                return model.simulate(key, point_cfg)
-            return model.simulate(key, point_cfg, state)
+            return model.simulate(keys, _with_params(cfg, {**fixed, **row}), state)
 
         return jax.lax.map(one, dyn)
 
-    def seeds_loop(group_key, seeds, cfg, fixed, dyn, state):
-        return jax.lax.map(lambda seed: points(group_key, seed, cfg, fixed, dyn, state), seeds)
+    def seeds_loop(group, seeds, cfg, fixed, dyn, state):
+        return jax.lax.map(lambda seed: points(group, seed, cfg, fixed, dyn, state), seeds)
 
     return jax.jit(seeds_loop)
 
@@ -146,7 +170,7 @@ def _simulator(model: Model) -> Callable:
 @functools.cache
 def _predictor(model: Model) -> Callable:
     def one(cfg, state):
-        return model.predict(cfg) if model.init is None else model.predict(cfg, state)
+        return model.predict(cfg, state)
 
     def points(cfg, fixed, dyn, state):
         return jax.lax.map(lambda row: one(_with_params(cfg, {**fixed, **row}), state), dyn)
@@ -198,8 +222,8 @@ def _chunks(n_seeds: int, chunk_size: int) -> list[np.ndarray]:
     return [idx[i : i + chunk_size] for i in range(0, n_seeds, chunk_size)]
 
 
-def group_points(points: Iterable[Point]) -> dict[int, list[Point]]:
-    groups: dict[int, list[Point]] = {}
+def group_points(points: Iterable[Point]) -> dict[Group, list[Point]]:
+    groups: dict[Group, list[Point]] = {}
     for p in points:
         groups.setdefault(p.group, []).append(p)
     return groups
@@ -238,14 +262,13 @@ def run_points(
         for g, pts in groups.items():
             cfg = pts[0].cfg
             sim = _simulator(model)
-            key = group_key(root_seed, g)
-            state = None if model.init is None else model.init(state_key(root_seed, g), cfg)
-            coords = {} if model.coords is None else {
-                a: np.asarray(c) for a, c in model.coords(cfg).items()}
+            keys = group_keys(root_seed, g)
+            state = model.init(state_keys(root_seed, g), cfg)
+            coords = pts[0].coords
             by_point = {}
             for sub in _subgroups(model, pts):
-                for r in _run_block(model, sim, key, cfg, state, _padded(sub), chunks,
-                                    chunk_size, interrupt, bar):
+                for r in _run_block(model, sim, keys, cfg, state, _padded(sub), chunks,
+                                    chunk_size, interrupt, bar, coords):
                     r.coords = coords
                     by_point.setdefault(id(r.point), r)  # padding repeats a point
             group_results = [by_point[id(p)] for p in pts]
@@ -258,7 +281,7 @@ def run_points(
     return results
 
 
-def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt, bar):
+def _run_block(model, sim, keys, cfg, state, block, chunks, chunk_size, interrupt, bar, coords):
     """Results of one block of points (padding included) over all seeds.
 
     The prediction comes first: it is cheap, and a prediction that cannot be formed then
@@ -282,24 +305,23 @@ def _run_block(model, sim, key, cfg, state, block, chunks, chunk_size, interrupt
     for chunk in chunks:
         interrupt()
         padded = np.pad(chunk, (0, max(chunk_size, MIN_LOOP) - len(chunk)), mode="edge")
-        out = sim(key, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn, state)
+        out = sim(keys, jnp.asarray(padded, dtype=jnp.uint32), cfg, fixed, dyn, state)
         outs.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
         if bar is not None:
             bar.update(1)
     merged = {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
-    _check_metric_shapes(model, merged, cfg)
+    _check_metric_shapes(model, merged, coords)
     return [PointResult(p, {k: merged[k][:, j] for k in model.metrics},
                         {k: np.asarray(v[j], float) for k, v in theory.items()})
             for j, p in enumerate(block)]
 
 
-def _check_metric_shapes(model: Model, out: dict, cfg) -> None:
+def _check_metric_shapes(model: Model, out: dict, coords: dict) -> None:
     if set(out) != set(model.metrics):
         raise RuntimeError(
             f"model {model.name!r}: simulate returned metrics {sorted(out)}, "
             f"registered {sorted(model.metrics)}"
         )
-    coords = model.coords(cfg) if model.coords is not None else {}
     for k, v in out.items():
         want = () if k not in model.axes else (len(coords[model.axes[k]]),)
         if v.shape[2:] != want:
