@@ -49,10 +49,11 @@ def _setup_precision(float32: bool) -> None:
 def _load(args, path):
     from rfsim.engine.experiment import apply_overrides, load_experiment, quick
 
-    exp = load_experiment(path)
-    exp = apply_overrides(exp, args.set or [], seeds=args.seeds, root_seed=args.root_seed)
+    exp = load_experiment(path, validate=False)  # the structure; the rest once, in prepare
+    exp = apply_overrides(exp, args.set or [], seeds=args.seeds, root_seed=args.root_seed,
+                          validate=False)
     if getattr(args, "quick", False):
-        exp = quick(exp)
+        exp = quick(exp, validate=False)
     return exp
 
 
@@ -77,21 +78,20 @@ def _report(res, t0: float) -> int:
 
 
 def cmd_run(args) -> int:
-    from rfsim.engine.runner import prepare, run_experiment
+    from rfsim.engine.runner import default_out, prepare, run_experiment
     from rfsim.engine.sweep import parse_shard
 
     shard = parse_shard(args.shard)
     if args.out is not None and not args.out.strip():
         raise ValueError("--out must name a directory, got ''")
     exp = _load(args, args.experiment)
-    out = args.out or Path("runs") / (exp.name + ("-quick" if args.quick else "")
-                                      + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else ""))
+    out = args.out or default_out(exp, quick=args.quick, shard=shard)
+    job = prepare(exp, shard=shard, chunk_size=args.chunk)
     if args.dry_run:
-        return _dry_run(prepare(exp, shard=shard, chunk_size=args.chunk), out, args.force)
+        return _dry_run(job, out, args.force)
     t0 = time.time()
-    res = run_experiment(exp, out=out, shard=shard, chunk_size=args.chunk,
-                         progress=not args.quiet, plot=not args.no_plot, force=args.force,
-                         interrupt=args.checkpoint)
+    res = run_experiment(job, out=out, progress=not args.quiet, plot=not args.no_plot,
+                         force=args.force, interrupt=args.checkpoint)
     return _report(res, t0)
 
 
@@ -113,24 +113,25 @@ def _dry_run(job, out, force: bool) -> int:
 
 
 def cmd_demo(args) -> int:
-    from rfsim.engine.runner import run_experiment
+    from rfsim.engine.runner import default_out, run_experiment
 
     args.set, args.seeds, args.root_seed, args.quick = [], None, None, False
     exp = _load(args, experiments_dir() / f"{DEMO}.toml")
     t0 = time.time()
     print(f"rfsim demo: {exp.description}")
-    res = run_experiment(exp, out=args.out or Path("runs") / "demo", progress=not args.quiet,
-                         chunk_size=args.chunk, interrupt=args.checkpoint)
+    res = run_experiment(exp, out=args.out or default_out(exp, name="demo"),
+                         progress=not args.quiet, chunk_size=args.chunk,
+                         interrupt=args.checkpoint)
     return _report(res, t0)
 
 
 def cmd_check(args) -> int:
-    from rfsim.engine.suite import run_suite, suite_experiments
+    from rfsim.engine.suite import run_suite, suite_experiments, suite_plans
 
     folder = Path(args.dir) if args.dir else experiments_dir()
-    exps = suite_experiments(folder, args.only, args.full)
+    plans = suite_plans(suite_experiments(folder, args.only, args.full), chunk_size=args.chunk)
     failures = 0
-    for v in run_suite(exps, Path(args.out_root), full=args.full, perturb=args.perturb,
+    for v in run_suite(plans, Path(args.out_root), full=args.full, perturb=args.perturb,
                        progress=not args.quiet, chunk_size=args.chunk,
                        interrupt=args.checkpoint):
         failures += not v.passed
@@ -159,7 +160,7 @@ def cmd_info(args) -> int:
     import jax
 
     from rfsim.engine import provenance
-    from rfsim.check import CHECKS
+    from rfsim.checks import KINDS
     from rfsim.models import available, get_model
 
     for k, v in provenance.versions().items():
@@ -176,7 +177,7 @@ def cmd_info(args) -> int:
         )
         print(f"  {name}: {m.description}\n    params: {fields}\n    metrics: "
               f"{', '.join(m.metrics)}")
-    print(f"check kinds: {', '.join(sorted(CHECKS))}")
+    print(f"check kinds: {', '.join(sorted(KINDS))}")
     print(f"experiments: {experiments_dir()}")
     return 0
 

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rfsim.engine.io import SUMMARY_STATS, read_meta, read_summary, to_float
+from rfsim.engine.io import read_meta, read_table
+from rfsim.engine.table import SUMMARY_STATS, as_table, format_value, number, where_matches
 
 MAX_CURVES = 6  # curves in one panel before further columns become panels
 MAX_PANELS = 30  # more is not a figure: refused before compute
@@ -155,19 +156,11 @@ def _styles(series: list[str], keys: list[tuple]) -> dict[tuple, dict]:
     return out
 
 
-def _matches(row: dict, where: dict) -> bool:
-    from rfsim.check import _same
-
-    for k, want in where.items():
-        wants = want if isinstance(want, list) else [want]
-        if not any(_same(row.get(k, ""), w) for w in wants):
-            return False
-    return True
-
-
-def draw(rows: list[dict], spec: dict, *, grid_axes: list[str] = (), default_metric=None,
+def draw(rows, spec: dict, *, grid_axes: list[str] = (), default_metric=None,
          title: str = ""):
-    """The figure (a matplotlib Figure) of summary ``rows`` for a ``[plot]`` table ``spec``.
+    """The figure (a matplotlib Figure) of summary ``rows`` (a
+    :class:`~rfsim.engine.table.SummaryTable`, or dicts as summary.csv reads) for a
+    ``[plot]`` table ``spec``.
 
     Each curve is one ``errorbar`` (its container labelled with the series values; the data
     line has gid "simulation") and, where the prediction is finite, one line with gid
@@ -176,6 +169,7 @@ def draw(rows: list[dict], spec: dict, *, grid_axes: list[str] = (), default_met
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
+    rows = as_table(rows).rows
     if not rows:
         raise ValueError("plot: summary.csv has no rows")
     axes = list(grid_axes)
@@ -190,19 +184,20 @@ def draw(rows: list[dict], spec: dict, *, grid_axes: list[str] = (), default_met
     for s in requested or []:
         if s not in rows[0]:
             raise ValueError(f"plot series {s!r} is not a column of summary.csv")
-    rows = [r for r in rows if r["metric"] == metric and _matches(r, spec.get("where", {}))]
+    rows = [r for r in rows if r["metric"] == metric and where_matches(r, spec.get("where", {}))]
     if not rows:
         raise ValueError(f"plot metric {metric!r} has no rows in summary.csv"
                          + (" that match the plot's where" if spec.get("where") else ""))
     names = [k for k in rows[0] if k not in SUMMARY_STATS and k != x]
-    combos = {tuple(r[k] for k in names) for r in rows}
+    text = [{k: format_value(r[k]) for k in names} for r in rows]  # legends, panel titles
+    combos = {tuple(t[k] for k in names) for t in text}
     series, panels = layout(names, combos, requested)
-    short = {c: short_labels(r[c] for r in rows) for c in series + panels}
+    short = {c: short_labels(t[c] for t in text) for c in series + panels}
 
     grouped: dict[tuple, dict[tuple, list[dict]]] = {}
-    for r in rows:
-        grouped.setdefault(tuple(r[p] for p in panels), {}).setdefault(
-            tuple(r[s] for s in series), []).append(r)
+    for r, t in zip(rows, text):
+        grouped.setdefault(tuple(t[p] for p in panels), {}).setdefault(
+            tuple(t[s] for s in series), []).append(r)
     panel_keys = sorted(grouped, key=lambda k: [value_order(v) for v in k])
     curve_keys = sorted({c for g in grouped.values() for c in g},
                         key=lambda k: [value_order(v) for v in k])
@@ -222,11 +217,13 @@ def draw(rows: list[dict], spec: dict, *, grid_axes: list[str] = (), default_met
             pts = grouped[pk].get(ck)
             if not pts:
                 continue
-            pts.sort(key=lambda r: to_float(r[x]))
-            xs = np.array([to_float(r[x]) for r in pts])
-            mean = np.array([to_float(r["mean"]) for r in pts])
-            sem = np.nan_to_num(np.array([to_float(r["sem"]) for r in pts]))
-            theory = np.array([to_float(r["theory"]) for r in pts])
+            xs = np.array([number(r[x], x) for r in pts])
+            order = np.argsort(xs, kind="stable")
+            pts = [pts[i] for i in order]
+            xs = xs[order]
+            mean = np.array([r["mean"] for r in pts])
+            sem = np.nan_to_num(np.array([r["sem"] for r in pts]))
+            theory = np.array([r["theory"] for r in pts])
             st = styles[ck]
             name = _label(series, ck, short) or metric
             finite = np.isfinite(theory)
@@ -281,7 +278,7 @@ def plot_run(run_dir: str | Path, *, formats=("png", "pdf")) -> Path:
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir} is not a run directory")
     meta = read_meta(run_dir)
-    rows = read_summary(run_dir / "summary.csv")
+    rows = read_table(run_dir / "summary.csv")
     exp = meta["experiment"]
     spec = exp.get("plot") or {}
     grid = exp.get("grid")

@@ -8,7 +8,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from rfsim.check import statistical
+from rfsim.checks import Statistical
+from rfsim.engine.table import SummaryTable
 
 #: round-off tolerances for exact comparisons, by dtype (relative)
 TOL = {np.dtype("float64"): 1e-10, np.dtype("float32"): 2e-4}
@@ -33,11 +34,11 @@ def agree(samples, theory, *, max_abs_z: float = 4.0, rel_tol: float = 0.0,
     theory = np.broadcast_to(np.asarray(theory, float), samples.shape[1:])
     mean = samples.mean(0)
     sem = samples.std(0, ddof=1) / np.sqrt(samples.shape[0])
-    rows = [{"metric": label, "point": str(i), "mean": repr(float(m)), "sem": repr(float(s)),
-             "theory": repr(float(t))}
-            for i, (m, s, t) in enumerate(zip(mean.ravel(), sem.ravel(), theory.ravel()))]
-    passed, figure = statistical(rows, {"metric": label, "max_abs_z": max_abs_z,
-                                        "rel_tol": rel_tol})
+    table = SummaryTable.from_rows(
+        {"metric": label, "point": i, "mean": float(m), "sem": float(s), "theory": float(t)}
+        for i, (m, s, t) in enumerate(zip(mean.ravel(), sem.ravel(), theory.ravel())))
+    check = Statistical(metric=label, max_abs_z=max_abs_z, rel_tol=rel_tol)
+    passed, figure = check.judge(table)
     assert passed, figure
     return figure
 

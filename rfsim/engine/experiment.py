@@ -26,15 +26,16 @@ Every error names the field, the value and what is allowed.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from rfsim.validation import closest
 from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
-from rfsim.engine.interrupt import poll
 from rfsim.engine.keys import MAX_SEEDS, check_root_seed
 from rfsim.models import Model, available, get_model
 from rfsim.engine.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
@@ -92,8 +93,9 @@ def _parse_toml(text: str, origin: str) -> dict:
 
 
 def load_experiment(path: str | Path | None = None, *, text: str | None = None,
-                    name: str | None = None) -> Experiment:
-    """Read an experiment from a TOML file (or ``text``) and validate its structure."""
+                    name: str | None = None, validate: bool = True) -> Experiment:
+    """Read an experiment from a TOML file (or ``text``) and validate it (``validate=False``:
+    its structure only, the configs being constructed once, in planning)."""
     if text is None:
         path = Path(path)
         if path.is_dir():
@@ -105,7 +107,7 @@ def load_experiment(path: str | Path | None = None, *, text: str | None = None,
         text = path.read_text()
         name = name or path.stem
     raw = _parse_toml(text, str(path) if path else "experiment")
-    return from_dict(raw, name=name or "experiment", source=text)
+    return from_dict(raw, name=name or "experiment", source=text, validate=validate)
 
 
 def _table(where: str, value) -> dict:
@@ -125,7 +127,8 @@ def _checks(where: str, value) -> list[dict]:
     return [dict(c) for c in checks]
 
 
-def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Experiment:
+def from_dict(raw: dict, *, name: str = "experiment", source: str = "",
+              validate: bool = True) -> Experiment:
     if not isinstance(raw, dict):
         raise ExperimentError(f"an experiment must be a table, got {raw!r}")
     for key in raw:
@@ -182,9 +185,9 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "") -> Exper
         models=tuple(models) if "models" in raw else (),
         per_model={k: dict(v) for k, v in per_model.items()},
     )
-    validate_experiment(exp)
-    if exp.quick is not None:
-        quick(exp)  # a broken [quick] table is an error now, not when --quick is used
+    (validate_experiment if validate else check_structure)(exp)
+    if exp.quick is not None:  # a broken [quick] table is an error now, not with --quick
+        quick(exp, validate=validate)
     return exp
 
 
@@ -255,14 +258,69 @@ def experiment_columns(exp: Experiment) -> tuple[list[str], list[str], tuple[str
 
 
 def validate_experiment(exp: Experiment) -> Model:
-    """Structural checks + every grid point's config constructed (validated) before compute.
-    Returns the (first) family."""
+    """Everything before compute: the structure (:func:`check_structure`) and every grid
+    point's config constructed (:func:`planned_points`).  Returns the (first) family.
+
+    Done once per experiment: the results are kept by content (the same experiment after
+    a no-op ``--set``, or its quick variant met again in planning, is not validated
+    again)."""
+    models = check_structure(exp)
+    planned_points(exp)
+    return models[0]
+
+
+_MEMO_SIZE = 8
+_structures: collections.OrderedDict = collections.OrderedDict()
+_plans: collections.OrderedDict = collections.OrderedDict()
+
+
+def _memo(cache: collections.OrderedDict, key, make):
+    """``make()``, kept by ``key`` (the last few)."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    while len(cache) > _MEMO_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _content_key(exp: Experiment, *fields: str) -> tuple:
+    """What the validation depends on: the named fields' content, the families (by
+    identity: a test may register another family under a name) and the float width."""
+    import jax
+
+    models = tuple(get_model(m) for m in exp.model_names)
+    text = json.dumps({f: getattr(exp, f) for f in fields}, sort_keys=True, default=repr)
+    return text, tuple(id(m) for m in models), bool(jax.config.jax_enable_x64)
+
+
+STRUCTURE_FIELDS = ("model", "models", "params", "grid", "per_model", "seeds", "root_seed",
+                    "checks", "plot")
+PLAN_FIELDS = ("model", "models", "params", "grid", "per_model")
+
+
+def check_structure(exp: Experiment) -> list[Model]:
+    """Seeds, families, parameter names, grid axes and sizes, the [plot] table and every
+    [[check]] (its kind's keys and types, the metrics, columns and grid values it names),
+    without constructing a config.  Returns the families."""
+    key = _content_key(exp, *STRUCTURE_FIELDS)
+    return list(_memo(_structures, key, lambda: _check_structure(exp))[0])
+
+
+def experiment_checks(exp: Experiment) -> tuple:
+    """The experiment's [[check]] tables as validated check specs (:mod:`rfsim.checks`)."""
+    key = _content_key(exp, *STRUCTURE_FIELDS)
+    return _memo(_structures, key, lambda: _check_structure(exp))[1]
+
+
+def _check_structure(exp: Experiment):
+    models = [get_model(m) for m in exp.model_names]
     _check_count("seeds", exp.seeds, 1, MAX_SEEDS)
     try:
         check_root_seed(exp.root_seed)
     except ValueError as e:
         raise ExperimentError(str(e)) from None
-    models = [get_model(m) for m in exp.model_names]
     for model in models:
         names = field_names(model.config)
         for key in list(exp.params) + list(exp.grid):
@@ -304,17 +362,26 @@ def validate_experiment(exp: Experiment) -> Model:
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
-    from rfsim.check import validate_spec
+    from rfsim.checks import validate_spec
 
     values = _column_values(exp, models)
-    for spec in exp.checks:
+    checks = tuple(
         validate_spec(spec, metrics=metrics, columns=columns + axis_cols, values=values,
                       axes=list(exp.grid) + axis_cols + (["model"] if exp.models else []))
-    for model in models:
-        for point in grid_points(exp, model.name):
-            poll()  # validating 1e5 points takes minutes: stay interruptible
-            make_config(model, point)
-    return models[0]
+        for spec in exp.checks)
+    return tuple(models), checks
+
+
+def planned_points(exp: Experiment) -> list[tuple[Model, list]]:
+    """Every family's full grid as validated :class:`rfsim.engine.sweep.Point`\\ s (each
+    config constructed once per experiment: :func:`rfsim.engine.sweep.plan`)."""
+    from rfsim.engine.sweep import plan
+
+    def make():
+        models = check_structure(exp)
+        return [(m, plan(m, grid_points(exp, m.name))) for m in models]
+
+    return _memo(_plans, _content_key(exp, *PLAN_FIELDS), make)
 
 
 PLOT_KEYS = ("x", "metric", "series", "where", "logx", "logy", "title", "xlabel", "ylabel",
@@ -394,7 +461,7 @@ def parse_value(text: str):
 
 
 def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None = None,
-                    root_seed: int | None = None) -> Experiment:
+                    root_seed: int | None = None, validate: bool = True) -> Experiment:
     """``--set k=v``: a list value makes k a grid axis, a scalar fixes it.  For list-valued
     parameters (``widths``) a list of numbers fixes it and a list of lists sweeps it."""
     params, grid = dict(exp.params), dict(exp.grid)
@@ -418,11 +485,11 @@ def apply_overrides(exp: Experiment, sets: list[str] = (), *, seeds: int | None 
         seeds=exp.seeds if seeds is None else seeds,
         root_seed=exp.root_seed if root_seed is None else root_seed,
     )
-    validate_experiment(new)
+    (validate_experiment if validate else check_structure)(new)
     return new
 
 
-def quick(exp: Experiment) -> Experiment:
+def quick(exp: Experiment, *, validate: bool = True) -> Experiment:
     """Apply the [quick] table (fewer seeds, a smaller grid); default: at most 8 seeds."""
     q = exp.quick or {}
     _validate_quick_structure(q)
@@ -438,7 +505,7 @@ def quick(exp: Experiment) -> Experiment:
         checks=tuple(checks),
     )
     try:
-        validate_experiment(new)
+        (validate_experiment if validate else check_structure)(new)
     except ValueError as e:
         raise ExperimentError(f"[quick]: {e}") from None
     return new

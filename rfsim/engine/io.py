@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from rfsim.engine.keys import KEY_VERSION, plain
+from rfsim.engine.table import (SUMMARY_STATS, SummaryTable, format_value,  # noqa: F401
+                                to_float)
 
 FORMAT = 2  # run-directory format; 1 = position-based keys, no experiment.json
-SUMMARY_STATS = ("metric", "mean", "std", "sem", "n_seeds", "theory", "rel_err", "z")
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -59,24 +60,6 @@ def _umask() -> int:
     return mask
 
 
-def format_value(v) -> str:
-    """CSV cell: exact round-trip floats, blank for missing/NaN, ``inf`` kept for theory."""
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if math.isnan(v):
-            return ""
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "x".join(str(x) for x in v)
-    return str(v)
-
-
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -89,10 +72,6 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def to_float(cell: str) -> float:
-    return float(cell) if cell not in ("", None) else math.nan
 
 
 def point_id(model: str, values: dict, seeds: int, root_seed: int, x64: bool) -> str:
@@ -270,9 +249,9 @@ def summarize(values: list[float | None], theory: float | None) -> dict[str, Any
 
 
 def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
-                 records: list[dict]) -> list[dict[str, str]]:
+                 records: list[dict]) -> SummaryTable:
     """sim.csv and summary.csv from point records (in the order given: the grid's order);
-    returns the summary rows as read back from the CSV (strings).
+    returns the summary table (typed; summary.csv is its text).
 
     Metrics along an axis (a record's ``axes``) get one row per coordinate, with the axis
     as a column (blank on the rows of scalar metrics); scalar-only tables have no axis
@@ -312,14 +291,19 @@ def write_tables(run: RunDir, columns: list[str], metrics: tuple[str, ...],
                 where = blank_axes[:i] + [c] + blank_axes[i + 1:]
                 summary_rows.append(params + where + [m] +
                                     [stats[k] for k in SUMMARY_STATS[1:]])
-    header = columns + axis_cols + list(SUMMARY_STATS)
+    table = SummaryTable.from_values(columns + axis_cols + list(SUMMARY_STATS), summary_rows)
     write_csv(run.file("sim.csv"), columns + axis_cols + ["seed", *metrics], sim_rows)
-    write_csv(run.file("summary.csv"), header, summary_rows)
-    return [dict(zip(header, (format_value(v) for v in row))) for row in summary_rows]
+    write_csv(run.file("summary.csv"), list(table.header), table.cells())
+    return table
+
+
+def read_table(path: Path) -> SummaryTable:
+    """summary.csv as a typed table, or a one-line error saying how to regenerate it."""
+    return SummaryTable.from_rows(read_summary(path), strict=True)
 
 
 def read_summary(path: Path) -> list[dict[str, str]]:
-    """summary.csv as rows, or a one-line error saying how to regenerate it."""
+    """summary.csv as rows of text, or a one-line error saying how to regenerate it."""
     path = Path(path)
     fix = (f"{path} is not as rfsim wrote it ({{}}): rerun the same `rfsim run` (finished "
            "points are reused) to rewrite it")

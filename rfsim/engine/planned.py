@@ -31,10 +31,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rfsim.check import _same
 from rfsim.engine.experiment import experiment_columns
 from rfsim.engine.expressions import parse as parse_expression
-from rfsim.engine.io import format_value
+from rfsim.engine.table import format_value, text_matches
 
 
 BLANK = ""
@@ -194,7 +193,7 @@ class _Selection:
                 have = fam.distinct(k, metric)
             else:
                 have = {BLANK}
-            allowed[k] = {c for c in have if any(_same(c, w) for w in wants)}
+            allowed[k] = {c for c in have if any(text_matches(c, w) for w in wants)}
             if not allowed[k]:
                 return
         checks = list(allowed.items())
@@ -207,7 +206,7 @@ class _Selection:
             for group in {g for _, g in self.points}:
                 cs = fam.coords(group, self.axis)
                 if axis_wants is not None:
-                    cs = [c for c in cs if any(_same(c, w) for w in axis_wants)]
+                    cs = [c for c in cs if any(text_matches(c, w) for w in axis_wants)]
                 self.coords[group] = cs
         if self.axis is not None:
             self.points = [(v, g) for v, g in self.points if self.coords[g]]
@@ -269,7 +268,7 @@ def _select(fams: list[_Family], metric: str, where: dict, label: str
                 + (f"; the metrics along {k} are {', '.join(along)}" if along else ""))
         have = set().union(*(f.distinct(k, metric) for f in owners))
         for w in wants:
-            if not any(_same(c, w) for c in have):
+            if not any(text_matches(c, w) for c in have):
                 axis = any(k == f.axis(metric) for f in owners)
                 what = f"{k}, the axis of {metric!r}," if axis else k
                 raise ValueError(f"{label}: where {k} = {w!r} matches no grid point ({what} "

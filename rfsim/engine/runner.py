@@ -6,8 +6,9 @@ Python use::
     import rfsim
     res = rfsim.run_experiment("experiments/linear_ridge_double_descent.toml",
                                out="runs/dd", seeds=16)
-    for row in res.summary:            # dicts as in summary.csv
+    for row in res.summary:            # dicts as in summary.csv (text)
         print(row["n"], row["ridge"], row["metric"], row["mean"], row["theory"])
+    res.table                          # the same rows typed (numbers): what checks read
 """
 
 from __future__ import annotations
@@ -24,24 +25,26 @@ import jax
 import numpy as np
 
 from rfsim.engine import provenance
-from rfsim.check import Verdict, evaluate
+from rfsim.checks import Check, Verdict
 from rfsim.config import param_fields
-from rfsim.engine.experiment import Experiment, experiment_columns, grid_points, load_experiment
+from rfsim.engine.experiment import (Experiment, experiment_checks, experiment_columns,
+                                     load_experiment, planned_points)
 from rfsim.engine.interrupt import deferred_signals, poll
 from rfsim.engine.io import (FORMAT, RunDir, RunDirError, atomic_write, point_id, point_record,
                       write_tables)
+from rfsim.engine.table import SummaryTable
 from rfsim.engine.keys import KEY_SCHEME, STATE_KEY_SCHEME, state_key
-from rfsim.models import Model, get_model
+from rfsim.models import Model
 from rfsim.engine.ownership import Owner, claim, identity, read_owner
 from rfsim.engine.resources import (MAX_TABLE_ROWS, available_memory, require_fits,
                              seed_bytes)
-from rfsim.engine.sweep import Point, check_shard, group_points, plan, run_points, shard_points
+from rfsim.engine.sweep import Point, check_shard, group_points, run_points, shard_points
 
 
 @dataclasses.dataclass
 class RunResult:
     path: Path
-    summary: list[dict]  # rows of summary.csv
+    table: SummaryTable  # summary.csv, typed (numbers)
     computed: int  # grid points simulated in this call
     reused: int  # grid points found finished in the run directory
     nonfinite: list[dict]  # {index, params, metric, seeds} where a simulation was not finite
@@ -49,6 +52,11 @@ class RunResult:
     figure: Path | None = None
     grid_points: int = 0  # points of the full grid (this shard's: computed + reused)
     chunk_size: int = 0  # seeds per compiled call actually used (may shrink to fit memory)
+
+    @property
+    def summary(self) -> list[dict[str, str]]:
+        """The rows of summary.csv as text (dicts of strings, as the file reads)."""
+        return self.table.text_rows()
 
 
 def _x64() -> bool:
@@ -66,6 +74,14 @@ class Plan:
     chunk_size: int
     total: int  # points in the full grid (all families)
     memory: int = 0  # estimated peak bytes of the largest static group's seed (0: unknown)
+    checks: tuple[Check, ...] = ()  # the experiment's [[check]] tables, validated
+    shard: tuple[int, int] = (0, 1)  # which part of the grid ``parts`` holds
+
+    @property
+    def identity_hash(self) -> str:
+        """A short hash of the experiment's identity (names `rfsim check` run directories)."""
+        text = json.dumps(self.owner.identity, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     @property
     def model(self) -> Model:
@@ -78,20 +94,24 @@ class Plan:
 
 def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int = 8,
             x64: bool | None = None) -> Plan:
-    """Validate everything and size the run, without computing or writing anything."""
+    """Validate everything and size the run, without computing or writing anything.
+
+    This is where an experiment is validated, once: its structure and checks
+    (:func:`~rfsim.engine.experiment.check_structure`), every config
+    (:func:`~rfsim.engine.experiment.planned_points`, kept if the experiment was
+    validated on loading) and its checks and plot against the planned grid."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     x64 = _x64() if x64 is None else x64
-    parts, ids, values, total, planned, memory = [], {}, {}, 0, [], 0
-    for name in exp.model_names:
-        model = get_model(name)
-        everything = plan(model, grid_points(exp, name))  # validates every config
+    parts, ids, values, total, memory = [], {}, {}, 0, 0
+    planned = planned_points(exp)  # validates every config (once per experiment)
+    for model, everything in planned:
+        name = model.name
         total += len(everything)
         for p in everything:
             poll()
             ids[name, p.index] = point_id(name, p.values, exp.seeds, exp.root_seed, x64)
         values[name] = [p.values for p in everything]
-        planned.append((model, everything))
         points = shard_points(everything, shard)
         chunk_size, need = _fit_memory(model, points, chunk_size, x64)
         memory = max(memory, need)
@@ -104,7 +124,8 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
                      values[names[0]] if not exp.models else values,
                      seeds=exp.seeds, root_seed=exp.root_seed, x64=x64)
     owner = Owner(ident, tuple(ids.values()), exp.to_dict())
-    return Plan(exp, parts, ids, owner, chunk_size, total, memory)
+    return Plan(exp, parts, ids, owner, chunk_size, total, memory, experiment_checks(exp),
+                shard)
 
 
 def table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> int:
@@ -161,12 +182,24 @@ def _dynamic(model: Model) -> set[str]:
 
 def identity_hash(exp: Experiment, x64: bool | None = None) -> str:
     """A short hash of the experiment's identity (names `rfsim check` run directories)."""
-    owner = prepare(exp, x64=x64).owner
-    return hashlib.sha256(json.dumps(owner.identity, sort_keys=True).encode()).hexdigest()[:8]
+    return prepare(exp, x64=x64).identity_hash
+
+
+def default_out(exp: Experiment, *, quick: bool = False, shard: tuple[int, int] = (0, 1),
+                identity: str | None = None, root: str | Path = "runs",
+                name: str | None = None) -> Path:
+    """The run directory's name when none is given, the one rule for every command:
+    ``<root>/<name>[-quick][-shard<i>of<N>][-<identity hash>]``, ``name`` being the
+    experiment's (``rfsim demo``: "demo"); ``rfsim check`` adds the identity, so an edited
+    experiment never meets old results."""
+    name = ((name or exp.name) + ("-quick" if quick else "")
+            + (f"-shard{shard[0]}of{shard[1]}" if shard[1] > 1 else "")
+            + (f"-{identity}" if identity else ""))
+    return Path(root) / name
 
 
 def run_experiment(
-    experiment: Experiment | str | Path,
+    experiment: Experiment | str | Path | Plan,
     *,
     out: str | Path | None = None,
     shard: tuple[int, int] = (0, 1),
@@ -181,7 +214,9 @@ def run_experiment(
 ) -> RunResult:
     """Simulate + predict every grid point of ``experiment`` and write the run directory.
 
-    Everything is validated and sized before anything is computed or written.  The run
+    Everything is validated and sized before anything is computed or written (or was: a
+    :class:`Plan` from :func:`prepare` is run as it is, for the whole grid or its
+    ``shard``).  The run
     directory is claimed for this experiment (:mod:`rfsim.engine.ownership`: a directory holding
     anything else is refused; ``force`` lets a grown grid take over the directory, adding
     points, never removing any).  Points already finished there (same model, values, seeds,
@@ -191,21 +226,24 @@ def run_experiment(
     it never lands inside an XLA computation; it then raises ``KeyboardInterrupt``).
     """
     if isinstance(experiment, (str, Path)):
-        experiment = load_experiment(experiment)
-    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment, validate=False)  # validated in prepare
+    if isinstance(experiment, Plan):
+        job = experiment
+    elif isinstance(experiment, Experiment):
+        job = prepare(experiment, shard=check_shard(shard), chunk_size=chunk_size, x64=x64)
+    else:
         raise ValueError(f"experiment must be an Experiment or a TOML path, got "
                          f"{type(experiment).__name__}")
-    exp = experiment
-    job = prepare(exp, shard=check_shard(shard), chunk_size=chunk_size, x64=x64)
+    exp = job.exp
     if out is not None and str(out) == "":
         raise ValueError("out must name a directory, got ''")
-    run = RunDir(out or Path("runs") / exp.name)
+    run = RunDir(out or default_out(exp))
     with contextlib.ExitStack() as stack:
         if interrupt is None:
             interrupt = stack.enter_context(deferred_signals((signal.SIGINT,)))
         lock = claim(run.path, job.owner, force=force)
         stack.callback(lock.release)
-        return _run(job, run, shard, progress, plot, on_group_done, compute, interrupt)
+        return _run(job, run, job.shard, progress, plot, on_group_done, compute, interrupt)
 
 
 def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
@@ -255,10 +293,10 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
                 rec = {**rec, "values": {"model": model.name, **rec["values"]}}
             ordered.append(rec)
             order_points.append(p)
-    summary = write_tables(run, columns, metrics, ordered)
+    table = write_tables(run, columns, metrics, ordered)
     nonfinite = _nonfinite(ordered, order_points, columns)
-    verdicts = [evaluate(summary, spec, default_name=f"{exp.name}#{i + 1}")
-                for i, spec in enumerate(exp.checks)] if shard == (0, 1) and summary else []
+    verdicts = [check.evaluate(table, default_name=f"{exp.name}#{i + 1}")
+                for i, check in enumerate(job.checks)] if shard == (0, 1) and table else []
     model, points, todo_count = job.model, job.points, n_todo
     meta = {
         "format": FORMAT,
@@ -285,12 +323,12 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
     }
     run.write_json("meta.json", meta)
     figure = None
-    if plot and exp.plot is not None and summary:
+    if plot and exp.plot is not None and table:
         from rfsim.plot import plot_run
 
         figure = plot_run(run.path)
     interrupt()
-    return RunResult(run.path, summary, todo_count, len(points) - todo_count, nonfinite,
+    return RunResult(run.path, table, todo_count, len(points) - todo_count, nonfinite,
                      verdicts, figure, job.total, job.chunk_size)
 
 
@@ -423,6 +461,6 @@ def merge_runs(dirs: list[str | Path], out: str | Path, *, plot: bool = True) ->
         for pid, f in sources.items():
             if not target.has_point(pid):
                 atomic_write(target.points_dir / f.name, f.read_bytes())
-        return run_experiment(exp, out=out, compute=False, x64=x64, plot=plot)
+        return run_experiment(job, out=out, compute=False, plot=plot)
     finally:
         lock.release()
