@@ -17,9 +17,12 @@ import inspect
 from collections.abc import Callable, Mapping
 
 from rfsim.engine.keys import SeedKeys
+from rfsim.models import _external
 from rfsim.validation import closest
 
-__all__ = ["Model", "SeedKeys", "register", "unregister", "available", "get_model"]
+__all__ = ["Model", "SeedKeys", "register", "unregister", "available", "get_model",
+           "is_external"]
+is_external = _external.is_external  # "module:attribute" / "file.py:attribute" names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,25 +196,56 @@ def _stateless_predict(fn):
     return predict
 
 
-def _load_builtins() -> None:
-    for module in _builtin_modules():
-        importlib.import_module(module)
-
-
 def unregister(name: str) -> None:
     """Remove a registered family (tests register toy families and clean up after)."""
     _REGISTRY.pop(name, None)
 
 
+def _load_builtins() -> None:
+    for module in _builtin_modules():
+        importlib.import_module(module)
+    _load_entry_points()
+
+
+ENTRY_POINT_GROUP = "rfsim.models"
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    """Families installed by other packages: entry points of the group ``rfsim.models``
+    (``[project.entry-points."rfsim.models"] my-family = "my_pkg.family:MODEL"``), each a
+    :class:`Model` or an object with the contract, registered under the entry point's name.
+    Loaded once per process."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    from rfsim.models._external import as_model
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        as_model(ep.name, ep.load())
+
+
 def available() -> list[str]:
+    """The registered family names (built-in, installed by entry point, registered by the
+    caller); families from outside named ``"module:attribute"`` or ``"file.py:attribute"``
+    need not be listed: :func:`get_model` loads them."""
     _load_builtins()
     return sorted(_REGISTRY)
 
 
-def get_model(name: str) -> Model:
+def get_model(name: str, *, base=None) -> Model:
+    """The family called ``name``: a registered name, or a family from outside the package,
+    ``"module:attribute"`` or ``"path/to/file.py:attribute"`` (a relative path from ``base``,
+    the experiment file's directory, else from the current directory; see
+    :mod:`rfsim.models._external`), loaded and registered under ``name``."""
     _load_builtins()
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"model must be one of {sorted(_REGISTRY)}, got {name!r}{closest(name, _REGISTRY)}"
-        )
-    return _REGISTRY[name]
+    if name in _REGISTRY and not (base is not None and _external.is_external(name)):
+        return _REGISTRY[name]
+    if _external.is_external(name):
+        return _external.as_model(name, _external.load(name, base=base))
+    raise ValueError(
+        f"model must be one of {sorted(_REGISTRY)}, got {name!r}{closest(name, _REGISTRY)}; "
+        f"{_external.SYNTAX}")
