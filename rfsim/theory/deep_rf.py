@@ -60,8 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, name_of
-from rfsim.theory.gaussian import gaussian_moments, two_point
+from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.theory.gaussian import gaussian_moments  # noqa: F401  (earlier public path)
 from rfsim.theory.ridge import RidgeRisk, _ridge_risk, check_power, check_ridge
 from rfsim.theory.scaling import ldexp
 from rfsim.validation import (
@@ -89,18 +89,18 @@ __all__ = [
 
 RECURSIONS = ("linearized", "exact")
 TARGETS = ("shared", "linear", "teacher")
-_EXACT_FORMS = ("erf", "linear", "relu")
-_ODD = ("erf", "linear", "tanh")  # sigma(-u) = -sigma(u): zero means at every layer
-_HOMOGENEOUS = ("linear", "relu")  # sigma(c u) = c sigma(u) for c > 0: rescaled exactly
-
-def _name(sigma) -> str | None:
-    return name_of(sigma)
 
 
-def _two_point(name: str, C):
-    """E sigma(U_i) sigma(U_j) for U ~ N(0, C), closed form (DRF-5; theory/kernels.md K-3, K-5)."""
+def _rescaled(sigma) -> bool:
+    """Positively homogeneous of degree 1 (relu, leaky relu, linear; theory/activations.md
+    A-1): ``sigma(2^e u) = 2^e sigma(u)``, so the layers are evaluated rescaled (DRF-13)."""
+    return sigma.degree == 1
+
+
+def _two_point(sigma, C):
+    """E sigma(U_i) sigma(U_j) for U ~ N(0, C), closed form (DRF-5; theory/activations.md A-5)."""
     q = jnp.diagonal(C)
-    return two_point(name, q[:, None], q[None, :], C)
+    return sigma.two_point(q[:, None], q[None, :], C)
 
 
 # --------------------------------------------------------------------------- (DRF-4)-(DRF-6)
@@ -143,10 +143,10 @@ def _layers(weights, sigma, omega0, centered, recursion):
     """Layer statistics in rescaled form (DRF-13): returns ``(stats, exps)`` with the true
     statistics of layer l equal to ``stats[l]`` times ``2^exps[l]`` (covariances
     ``2^(2 exps[l])``, kappa1 unscaled).  ``exps`` is 0 unless sigma is positively
-    homogeneous (relu, linear): then each W_l and each pre-activation covariance is scaled by
-    an exact power of two, which commutes with the whole recursion."""
-    name = _name(sigma)
-    homogeneous = name in _HOMOGENEOUS
+    homogeneous of degree 1 (relu, leaky relu, linear): then each W_l and each
+    pre-activation covariance is scaled by an exact power of two, which commutes with the
+    whole recursion."""
+    homogeneous = _rescaled(sigma)
     dtype = omega0.dtype
     d = omega0.shape[0]
     cov, mean, lin = omega0, jnp.zeros(d, dtype), jnp.eye(d, dtype=dtype)
@@ -166,9 +166,9 @@ def _layers(weights, sigma, omega0, centered, recursion):
             C, b = ldexp(C, -2 * f), ldexp(b, -f)
             total = total + e + f
         q = jnp.diagonal(C)
-        m, k1, second = gaussian_moments(sigma, b, q)
+        m, k1, second = sigma.moments(b, q)
         if recursion == "exact":
-            K = _two_point(name, C)
+            K = _two_point(sigma, C)
             new_cov = K - m[:, None] * m[None, :]
         else:
             star = jnp.maximum(second - m * m - k1 * k1 * q, 0.0)  # kappa_*^2 per neuron
@@ -274,23 +274,24 @@ def check_recursion(activation, recursion: str, *, centered: bool, depth: int,
                     field: str = "activation") -> None:
     """Raise ``ValueError`` unless ``recursion`` is available for this activation and depth.
 
-    ``"exact"`` (DRF-5) needs a closed-form two-point integral (relu, erf, linear) and
+    ``"exact"`` (DRF-5) needs a closed-form two-point integral (relu, leaky relu, erf,
+    linear, sin, cos, or a registered activation with one; theory/activations.md A-5) and
     zero-mean pre-activations (centred layers, an odd activation, or depth 1).
     """
     _check_choice("recursion", recursion, RECURSIONS)
     sigma = get_activation(activation, field=field)
-    name = _name(sigma)
     if recursion != "exact":
         return
-    if name not in _EXACT_FORMS:
+    if not sigma.has_closed_form("two_point"):
+        closed = sorted(n for n, a in ACTIVATIONS.items() if a.has_closed_form("two_point"))
         raise ValueError(
             f"recursion='exact' needs a closed-form two-point integral: {field} must be one of "
-            f"{list(_EXACT_FORMS)}, got {activation!r} (use recursion='linearized')"
+            f"{closed}, got {activation!r} (use recursion='linearized')"
         )
-    if not centered and depth >= 2 and name not in _ODD:
+    if not centered and depth >= 2 and not sigma.odd:
         raise ValueError(
             f"recursion='exact' with centered=False and depth {depth} >= 2: the uncentred "
-            f"{name} layers give pre-activations a non-zero mean, which has no closed-form "
+            f"{sigma.name} layers give pre-activations a non-zero mean, which has no closed-form "
             "two-point integral; use centered=True or recursion='linearized'"
         )
 
@@ -312,8 +313,9 @@ def _check_scales(field: str, name, qmax, dtype) -> None:
             raise ValueError(
                 f"{field}[{i}] sets pre-activation variances of magnitude {q:.3g}, outside what "
                 f"{np.dtype(dtype).name} resolves for activation {name!r} ([{floor:.3g}, "
-                f"{float(fi.max):.3g}]); only the positively homogeneous relu and linear are "
-                f"rescaled exactly; rescale the weights{float64_hint(dtype, what='weights')}"
+                f"{float(fi.max):.3g}]); only the positively homogeneous (degree 1) relu, "
+                f"leaky relu and linear are rescaled exactly; rescale the weights"
+                f"{float64_hint(dtype, what='weights')}"
             )
 
 
@@ -362,8 +364,8 @@ def layer_statistics(weights, *, activation, input_cov=None, centered: bool = Tr
     true, scaled, exps = _true_layers_jit(Ws, sigma, _input_cov(omega0, d, dtype),
                                           bool(centered), recursion)
     if is_concrete((scaled, exps)):
-        if _name(sigma) not in _HOMOGENEOUS:
-            _check_scales("weights", _name(sigma) or activation,
+        if not _rescaled(sigma):
+            _check_scales("weights", sigma.name,
                           [jnp.max(jnp.diagonal(st.pre_cov)) for st in scaled], dtype)
         for i, (st, ex) in enumerate(zip(scaled, exps)):
             _check_fits(f"layer {i + 1}'s", {"pre_cov": (st.pre_cov, 2 * ex),
@@ -411,7 +413,7 @@ def _population(weights, teacher_weights, theta, beta, omega0, sigma, sigma_t, t
         pop = DeepRFPopulation(s, coeffs, signal, jnp.zeros_like(signal))
         return pop, (2 * E, zero, 2 * E), jnp.stack(qmax)
     d = omega0.shape[0]
-    if target == "linear":  # (DRF-8): f* = <beta, x>/sqrt(d); the cross moment scales 2^E
+    if target != "teacher":  # linear (DRF-8): f* = <beta, x>/sqrt(d); cross moment scales 2^E
         signal = beta @ omega0 @ beta / d
         cross = student.lin @ (omega0 @ beta) / math.sqrt(d * k)
         Et = zero
@@ -463,7 +465,7 @@ def _prepare(weights, activation, target, theta, beta, teacher_weights, teacher_
     if target == "shared":
         theta = _check_vector("theta", theta, k, "the readout of the shared target "
                               "f* = <h_L, theta>/sqrt(k_L)")
-    elif target == "linear":
+    elif target == TARGETS[1]:  # "linear"
         beta = _check_vector("beta", beta, d, "the linear target f* = <beta, x>/sqrt(d)")
     else:
         if teacher_weights is None:
@@ -490,10 +492,10 @@ def _check_population(args, pop, exps, qmax, dtype) -> None:
     """Concrete checks after the layer recursion, before any risk (DRF-13)."""
     Ws, Wt, sigma, sigma_t = args[0], args[1], args[5], args[6]
     qmax = np.asarray(qmax, dtype=float)
-    if _name(sigma) not in _HOMOGENEOUS:
-        _check_scales("weights", _name(sigma) or "callable", qmax[: len(Ws)], dtype)
-    if Wt is not None and _name(sigma_t) not in _HOMOGENEOUS:
-        _check_scales("teacher_weights", _name(sigma_t) or "callable", qmax[len(Ws):], dtype)
+    if not _rescaled(sigma):
+        _check_scales("weights", sigma.name, qmax[: len(Ws)], dtype)
+    if Wt is not None and not _rescaled(sigma_t):
+        _check_scales("teacher_weights", sigma_t.name, qmax[len(Ws):], dtype)
     signal = float(pop.signal)
     if signal > 0:
         check_power("theta" if args[7] != "linear" else "beta",
@@ -560,8 +562,9 @@ def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "sha
 
     Jittable for fixed ``activation``, ``target``, ``centered``, ``recursion``; ``ridge`` and
     ``noise`` may be arrays (broadcast).  Concrete inputs are validated: a bad one raises
-    ``ValueError`` naming the field, the value and what is allowed.  relu and linear layers
-    are evaluated rescaled by powers of two, so the risk is right at any weight scale;
+    ``ValueError`` naming the field, the value and what is allowed.  relu, leaky relu and
+    linear layers are evaluated rescaled by powers of two, so the risk is right at any
+    weight scale;
     other activations must keep every layer's pre-activation variance inside the dtype
     (DRF-13).
     """

@@ -1,28 +1,32 @@
-r"""Gaussian expectations of activations: the one home for them in rfsim.
+r"""Gaussian integrals: the numerics under every activation's Gaussian facts.
 
-Implements theory/kernels.md, Eqs. (K-1)–(K-6).  Every Gauss–Hermite rule, one-point
-moment and two-point expectation used by a feature map, a deterministic equivalent or a
-kernel recursion lives here; nothing else in the package integrates against a Gaussian.
+Implements theory/kernels.md, Eqs. (K-1)–(K-6), and the quadratures of
+theory/activations.md (A-4, A-6).  Nothing here knows an activation by name:
+:class:`rfsim.activations.Activation` builds its closed forms and its quadrature fallbacks
+from these functions, and every module that needs a fact asks the object.
 
 One point, ``U ~ N(mean, var)``:
-  * :func:`gaussian_mean` ``E sigma(sqrt(q) G)`` (centring deep random features);
-  * :func:`gaussian_moments` ``(E sigma(U), E sigma'(U), E sigma(U)^2)`` (K-1).
+  * :func:`one_point_moments`: ``E fn(U)``, ``E fn'(U)`` (Stein), ``E fn(U)^2`` for any
+    callable, Gauss–Legendre split at the kink point (A-4); :func:`hermite_rule`.
 
 Two points, ``(u, v) ~ N(0, [[qx, c], [c, qy]])`` elementwise over arrays:
-  * :func:`arccos_expectation` ``E[Theta(u) Theta(v) u^n v^n]`` (K-2; Cho & Saul 2009);
-  * :func:`two_point` ``E sigma(u) sigma(v)`` and :func:`derivative_two_point`
-    ``E sigma'(u) sigma'(v)``: closed forms for relu (K-3), leaky relu and every
-    ``a min(z, 0) + b max(z, 0)`` (K-4), erf (K-5, Williams 1997) and linear; any other
-    jax-differentiable activation by a polar Gauss–Legendre rule split at the sign changes,
-    with the derivative from autodiff (K-6).
+  * :func:`arccos_expectation` ``E[Theta(u) Theta(v) u^n v^n]`` (K-2; Cho & Saul 2009) and
+    its correlation form :func:`relu_correlation` (K-3);
+  * :func:`piecewise_linear_two_point` for ``a min(z, 0) + b max(z, 0)`` (K-4);
+  * :func:`erf_two_point`, :func:`erf_derivative_two_point` (K-5, Williams 1997);
+  * :func:`polar_two_point` ``E fn(u) fn(v)`` for any callable by a polar Gauss–Legendre
+    rule split at the sign changes (K-6, A-6).
+
+The earlier activation-taking entry points :func:`gaussian_mean`, :func:`gaussian_moments`,
+:func:`two_point`, :func:`derivative_two_point` remain: each resolves the activation
+(:func:`rfsim.activations.get_activation`) and asks it.
 
 The angle comes from a polynomial arcsine with half-angle range reduction (:func:`_angle`):
 the clipped ``arccos`` of the pitfall list loses half the digits near ``theta = 0`` (where
 ``arccos(1 - e) ~ sqrt(2 e)``), this none; it is exactly 0 on a diagonal, never NaN, and
 fuses into the surrounding arithmetic (XLA's float64 ``arccos`` is a scalar call, 6x slower).
 
-This module imports only leaves (activations, validation): feature maps and theory may both
-use it (tests/test_imports.py puts it with the leaves).
+A leaf (tests/test_imports.py): at module level it imports nothing from rfsim.
 """
 
 from __future__ import annotations
@@ -33,19 +37,22 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erf
-from jax.scipy.stats import norm
-
-from rfsim.activations import get_activation, leaky_slope, name_of
 
 __all__ = [
     "QUADRATURE_ORDER",
     "arccos_expectation",
-    "relu_correlation",
+    "arcsin",
+    "as_floating",
     "derivative_two_point",
+    "erf_derivative_two_point",
+    "erf_two_point",
     "gaussian_mean",
     "gaussian_moments",
     "hermite_rule",
+    "one_point_moments",
+    "piecewise_linear_two_point",
+    "polar_two_point",
+    "relu_correlation",
     "two_point",
 ]
 
@@ -53,8 +60,6 @@ __all__ = [
 #: Gauss–Legendre nodes per angular arc (the radius gets twice as many); 1e-10 or better
 #: for relu, erf, tanh, gelu, softplus, sin at variances up to ~10 (tests).
 QUADRATURE_ORDER = 32
-
-_ODD_ZERO_MEAN = ("erf", "tanh", "linear", "sin")
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,7 +76,8 @@ def hermite_rule(order: int) -> tuple[np.ndarray, np.ndarray]:
     return z, w
 
 
-def _floating(x):
+def as_floating(x):
+    """``x`` as a jax array of a float dtype (integers become the default float)."""
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
@@ -79,60 +85,73 @@ def _floating(x):
 # --------------------------------------------------------------------------- one point
 
 
-def gaussian_mean(activation, q) -> jax.Array:
-    """m(q) = E sigma(sqrt(q) G), G ~ N(0, 1), elementwise in q >= 0.
+#: Gauss–Legendre nodes on each side of the kink point in :func:`one_point_moments` (A-4)
+ONE_POINT_ORDER = 64
+_LINE = 10.0  # the standard variable is integrated over [-10, 10]: beyond, phi < 1e-22
 
-    Closed forms: relu sqrt(q / (2 pi)); gelu q / sqrt(2 pi (1 + q)) (Stein's lemma);
-    erf, tanh, sin, linear 0 (odd).  Any other callable: 96-point Gauss–Hermite quadrature
-    (accurate for smooth sigma; slow to converge at kinks).
-    """
-    sigma = get_activation(activation)
-    name = name_of(sigma)
-    q = _floating(q)
-    if name == "relu":
-        return jnp.sqrt(q / (2.0 * math.pi))
-    if name == "gelu":
-        return q / jnp.sqrt(2.0 * math.pi * (1.0 + q))
-    if name in _ODD_ZERO_MEAN:
-        return jnp.zeros_like(q)
-    z, w = hermite_rule(96)
-    return sigma(jnp.sqrt(q)[..., None] * jnp.asarray(z, q.dtype)) @ jnp.asarray(w, q.dtype)
+
+@functools.lru_cache(maxsize=None)
+def _legendre(order: int):
+    return np.polynomial.legendre.leggauss(order)
+
+
+def one_point_moments(fn, mean, var, order: int = ONE_POINT_ORDER):
+    """``(E fn(U), E[(U - mean) fn(U)] / var, E fn(U)^2)``, ``U ~ N(mean, var)``, elementwise
+    (A-4; the middle one is ``E fn'(U)`` by Stein's lemma, defined at kinks too).
+
+    ``U = mean + sqrt(var) z``: Gauss–Legendre with ``order`` nodes on each of ``[-10, p]``
+    and ``[p, 10]`` in ``z``, split at ``p = -mean/sqrt(var)`` (where the argument of ``fn``
+    crosses 0, clipped to the range) with the weight ``phi(z)`` folded in.  Round-off
+    (~1e-14) for ``fn`` smooth away from 0, kinks at 0 (relu, leaky relu, abs) included, at
+    any variance; Gauss–Hermite missed relu's mean by 1e-3 and tanh's at ``var = 10`` by
+    2e-4.  ``var`` must be > 0 for the middle value; the others hold at ``var = 0``."""
+    b, q = jnp.broadcast_arrays(as_floating(mean), as_floating(var))
+    s = jnp.sqrt(q)
+    t, w = (jnp.asarray(a, q.dtype) for a in _legendre(order))
+    p = jnp.clip(-b / jnp.where(s > 0, s, 1.0), -_LINE, _LINE)
+    lo = jnp.stack([jnp.full_like(p, -_LINE), p], -1)
+    hi = jnp.stack([p, jnp.full_like(p, _LINE)], -1)
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    z = mid[..., None] + half[..., None] * t  # (..., 2, order)
+    wz = half[..., None] * w * jnp.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
+    vals = fn(b[..., None, None] + s[..., None, None] * z)
+    m = jnp.sum(vals * wz, (-1, -2))
+    kappa1 = jnp.sum(vals * z * wz, (-1, -2)) / s
+    return m, kappa1, jnp.sum(vals * vals * wz, (-1, -2))
+
+
+def _activation(activation):
+    """The :class:`rfsim.activations.Activation` of a name or callable.  The four functions
+    below are the earlier entry points, kept for their callers: each asks the object.  The
+    import is local because rfsim.activations builds its facts on this module's numerics."""
+    from rfsim.activations import get_activation
+
+    return get_activation(activation)
+
+
+def gaussian_mean(activation, q) -> jax.Array:
+    """``m(q) = E sigma(sqrt(q) G)``, ``G ~ N(0, 1)``: :meth:`Activation.mean
+    <rfsim.activations.Activation.mean>` (A-3)."""
+    return _activation(activation).mean(q)
 
 
 def gaussian_moments(activation, mean, var):
-    r"""``(m, kappa1, second)`` of ``sigma(U)``, ``U ~ N(mean, var)``, elementwise (K-1).
+    """``(E sigma(U), E sigma'(U), E sigma(U)^2)``, ``U ~ N(mean, var)`` (K-1):
+    :meth:`Activation.moments <rfsim.activations.Activation.moments>` (A-3)."""
+    return _activation(activation).moments(mean, var)
 
-    ``m = E sigma(U)``; ``kappa1 = E sigma'(U) = E[(U - mean) sigma(U)] / var`` (Stein's
-    lemma, so it is defined for relu's kink too); ``second = E sigma(U)^2``.
 
-    Closed forms: relu (any mean, ``t = mean/sqrt(var)``: ``m = mean Phi(t) + sqrt(var)
-    phi(t)``, ``kappa1 = Phi(t)``, ``second = (mean^2 + var) Phi(t) + mean sqrt(var) phi(t)``);
-    linear; erf (``m = erf(mean/sqrt(1+2 var))``, ``kappa1 = 2 exp(-mean^2/(1+2var)) /
-    sqrt(pi (1+2var))``, and at zero mean ``second = (2/pi) arcsin(2var/(1+2var))``).
-    Anything else: 120-point Gauss–Hermite quadrature.  ``var`` must be > 0.
-    """
-    sigma = get_activation(activation)
-    name = name_of(sigma)
-    b, q = jnp.broadcast_arrays(_floating(mean), _floating(var))
-    s = jnp.sqrt(q)
-    if name == "relu":
-        t = b / s
-        cdf, pdf = norm.cdf(t), norm.pdf(t)
-        return b * cdf + s * pdf, cdf, (b * b + q) * cdf + b * s * pdf
-    if name == "linear":
-        return b, jnp.ones_like(q), b * b + q
-    z, w = hermite_rule(120)
-    nodes, weights = jnp.asarray(z, q.dtype), jnp.asarray(w, q.dtype)
-    vals = sigma(b[..., None] + s[..., None] * nodes)
-    m = vals @ weights
-    second = (vals * vals) @ weights
-    kappa1 = (vals * nodes) @ weights / s
-    if name == "erf":
-        g = 1.0 + 2.0 * q
-        m = erf(b / jnp.sqrt(g))
-        kappa1 = 2.0 / math.sqrt(math.pi) * jnp.exp(-b * b / g) / jnp.sqrt(g)
-        second = jnp.where(b == 0, 2.0 / math.pi * jnp.arcsin(2.0 * q / g), second)
-    return m, kappa1, second
+def two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER) -> jax.Array:
+    """``E sigma(u) sigma(v)``, ``(u, v) ~ N(0, [[qx, c], [c, qy]])`` (K-3..K-6):
+    :meth:`Activation.two_point <rfsim.activations.Activation.two_point>` (A-5)."""
+    return _activation(activation).two_point(qx, qy, c, order=order)
+
+
+def derivative_two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER):
+    """``E sigma'(u) sigma'(v)`` (the NTK's derivative kernel):
+    :meth:`Activation.derivative_two_point
+    <rfsim.activations.Activation.derivative_two_point>` (A-5)."""
+    return _activation(activation).derivative_two_point(qx, qy, c, order=order)
 
 
 # --------------------------------------------------------------------------- two points
@@ -237,7 +256,7 @@ def arccos_expectation(order: int, qx, qy, c) -> jax.Array:
     """
     if isinstance(order, bool) or order not in (0, 1, 2):
         raise ValueError(f"order must be one of [0, 1, 2], got {order!r}")
-    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
+    qx, qy, c = jnp.broadcast_arrays(as_floating(qx), as_floating(qy), as_floating(c))
     theta, sin_n, norm_ = _angle(qx, qy, c)  # norm * sin theta, norm = sqrt(qx qy)
     if order == 0:
         return (math.pi - theta) / (2.0 * math.pi)
@@ -246,7 +265,7 @@ def arccos_expectation(order: int, qx, qy, c) -> jax.Array:
     return (3.0 * sin_n * c + (math.pi - theta) * (norm_ * norm_ + 2.0 * c * c)) / (2.0 * math.pi)
 
 
-def _ab_relu(a: float, b: float, order: int, qx, qy, c):
+def piecewise_linear_two_point(a: float, b: float, order: int, qx, qy, c):
     """(K-4): for sigma = a min(z, 0) + b max(z, 0), E sigma sigma (order 1) or
     E sigma' sigma' (order 0) from the arc-cosine functions at c and -c."""
     same = arccos_expectation(order, qx, qy, c)
@@ -270,7 +289,7 @@ def _erf_scaled(qx, qy, c):
     return R, D, a, inv
 
 
-def _erf_two_point(qx, qy, c):
+def erf_two_point(qx, qy, c):
     """(K-5): E erf(u) erf(v) = (2/pi) arcsin(z), z = 2c / sqrt((1 + 2qx)(1 + 2qy)).
 
     For |z| > 1/2, ``arcsin z = sign(z) (pi/2 - 2 asin(sqrt(h)))`` with
@@ -284,7 +303,7 @@ def _erf_two_point(qx, qy, c):
     return (2.0 / math.pi) * jnp.where(big, jnp.sign(c) * (0.5 * math.pi - 2.0 * r), r)
 
 
-def _erf_derivative_two_point(qx, qy, c):
+def erf_derivative_two_point(qx, qy, c):
     """(K-5): E erf'(u) erf'(v) = (4/pi) / sqrt((1 + 2qx)(1 + 2qy) - 4 c^2), the radicand
     from :func:`_erf_scaled` (no overflow, no cancellation on a diagonal)."""
     R, _, _, inv = _erf_scaled(qx, qy, c)
@@ -306,13 +325,14 @@ def _polar_rule(order: int):
     return t, wt, r, wr
 
 
-def _quadrature(fn, qx, qy, c, order):
+def polar_two_point(fn, qx, qy, c, order: int = QUADRATURE_ORDER):
     """(K-6): E fn(u) fn(v) in polar coordinates of the standard pair (z1, z2):
     u = r sqrt(qx) cos psi, v = r sqrt(qy) cos(psi - theta), density r exp(-r^2/2) dr dpsi
     / (2 pi).  The angle is split where cos psi or cos(psi - theta) changes sign, so an
     activation smooth away from 0 (relu, leaky relu, abs, and their autodiff derivatives
     included) is integrated to round-off; Gauss–Legendre on each of the four arcs
-    (``order`` nodes) and on r in [0, 10] (``2 order`` nodes)."""
+    (``order`` nodes) and on r in [0, 10] (``2 order`` nodes).  Inputs broadcast together."""
+    qx, qy, c = jnp.broadcast_arrays(as_floating(qx), as_floating(qy), as_floating(c))
     shape = qx.shape
     dt = qx.dtype
     t, wt, r, wr = (jnp.asarray(a, dt) for a in _polar_rule(order))
@@ -339,49 +359,3 @@ def _quadrature(fn, qx, qy, c, order):
     blocks = [x.reshape(-1, _CHUNK) for x in flat]
     out = jax.lax.map(chunk, tuple(blocks)).reshape(-1)[:size]
     return out.reshape(shape)
-
-
-def _derivative(sigma):
-    return jnp.vectorize(jax.grad(sigma))
-
-
-def _closed_form(sigma, derivative: bool):
-    """The closed-form two-point function of ``sigma`` (or of its derivative), or None."""
-    name = name_of(sigma)
-    order = 0 if derivative else 1
-    if name == "relu":
-        return lambda qx, qy, c: arccos_expectation(order, qx, qy, c)
-    slope = leaky_slope(sigma)
-    if slope is not None:
-        return lambda qx, qy, c: _ab_relu(slope, 1.0, order, qx, qy, c)
-    if name == "erf":
-        return _erf_derivative_two_point if derivative else _erf_two_point
-    if name == "linear":
-        return (lambda qx, qy, c: jnp.ones_like(c)) if derivative else (lambda qx, qy, c: c)
-    return None
-
-
-def two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER) -> jax.Array:
-    """``E sigma(u) sigma(v)``, ``(u, v) ~ N(0, [[qx, c], [c, qy]])``, elementwise (K-3..K-6).
-
-    Closed form for relu, leaky_relu, erf and linear; otherwise the polar quadrature (K-6)
-    with ``order`` angular nodes per arc: round-off accuracy for activations smooth away
-    from 0 (kinks at 0 included); a kink elsewhere converges slowly.
-    """
-    sigma = get_activation(activation)
-    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
-    exact = _closed_form(sigma, derivative=False)
-    if exact is not None:
-        return exact(qx, qy, c)
-    return _quadrature(sigma, qx, qy, c, order)
-
-
-def derivative_two_point(activation, qx, qy, c, *, order: int = QUADRATURE_ORDER):
-    """``E sigma'(u) sigma'(v)`` (the NTK's derivative kernel), as :func:`two_point`;
-    the quadrature path takes sigma' from autodiff."""
-    sigma = get_activation(activation)
-    qx, qy, c = jnp.broadcast_arrays(_floating(qx), _floating(qy), _floating(c))
-    exact = _closed_form(sigma, derivative=True)
-    if exact is not None:
-        return exact(qx, qy, c)
-    return _quadrature(_derivative(sigma), qx, qy, c, order)

@@ -34,14 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, is_homogeneous, name_of
-from rfsim.theory.gaussian import (
-    QUADRATURE_ORDER,
-    arccos_expectation,
-    derivative_two_point,
-    relu_correlation,
-    two_point,
-)
+from rfsim.activations import ACTIVATIONS, get_activation
+from rfsim.theory.gaussian import QUADRATURE_ORDER, arccos_expectation
 from rfsim.validation import (
     as_real_array,
     closest,
@@ -128,46 +122,37 @@ def arccos_kernel(x, y, order: int = 1) -> jax.Array:
     return _pairwise(_arccos_core, x, y, int(order))
 
 
-@jax.jit
-def _erf_core(x2, y2):
+@partial(jax.jit, static_argnums=2)
+def _two_point_core(x2, y2, sigma):
     qx, qy, c = _moments(x2, y2)
-    return two_point("erf", qx[:, None], qy[None, :], c)
+    return sigma.two_point(qx[:, None], qy[None, :], c)
 
 
 def erf_kernel(x, y) -> jax.Array:
     """E_w erf(u) erf(v) = (2/pi) arcsin(2c / sqrt((1 + 2 q_x)(1 + 2 q_y))) (Williams 1997;
     K-5), u = w.x/sqrt(d), v = w.y/sqrt(d), q = ||.||^2/d, c = x.y/d.  Shapes as
     :func:`arccos_kernel`."""
-    return _pairwise(_erf_core, x, y)
-
-
-@jax.jit
-def _linear_core(x2, y2):
-    return _moments(x2, y2)[2]
-
-
-_CLOSED_FORMS = ("erf", "linear", "relu")
+    return _pairwise(_two_point_core, x, y, get_activation("erf"))
 
 
 def expected_kernel(x, y, activation) -> jax.Array:
-    """K(x, y) = E_w sigma(w.x/sqrt d) sigma(w.y/sqrt d), w ~ N(0, I_d), in closed form.
+    """K(x, y) = E_w sigma(w.x/sqrt d) sigma(w.y/sqrt d), w ~ N(0, I_d), in closed form:
+    the activation's closed-form two-point fact (theory/activations.md A-5) at
+    ``(||x||^2/d, ||y||^2/d, x.y/d)``.
 
-    relu: ``arccos_kernel(x, y, 1)``; erf: ``erf_kernel``; linear: x.y/d.  The N -> infinity
+    relu: ``arccos_kernel(x, y, 1)``; erf: ``erf_kernel``; linear: x.y/d; also leaky relu,
+    sin, cos and any registered activation with a closed ``two_point``.  The N -> infinity
     limit of ``random_features(x, W, a) @ random_features(y, W, a).T / N``.  For any
     activation and depth see :func:`nngp` (this is its ``depth=1, w_std=1, b_std=0``
     post-activation kernel, without the readout's ``w_std^2``).
     """
-    name = name_of(get_activation(activation))
-    if name == "relu":
-        return arccos_kernel(x, y, 1)
-    if name == "erf":
-        return erf_kernel(x, y)
-    if name == "linear":
-        return _pairwise(_linear_core, x, y)
-    raise ValueError(
-        f"activation must be one of {list(_CLOSED_FORMS)} for a closed-form expected kernel, "
-        f"got {activation!r}"
-    )
+    sigma = get_activation(activation)
+    if not sigma.has_closed_form("two_point"):
+        closed = sorted(n for n, a in ACTIVATIONS.items() if a.has_closed_form("two_point"))
+        raise ValueError(f"activation must be one with a closed-form two-point expectation "
+                         f"({closed}) for expected_kernel, got {activation!r}; nngp(..., "
+                         "depth=1) takes any activation by quadrature")
+    return _pairwise(_two_point_core, x, y, sigma)
 
 
 @jax.jit
@@ -191,24 +176,18 @@ def gaussian_kernel(x, y, bandwidth=1.0) -> jax.Array:
 # --------------------------------------------------------------------------- NNGP / NTK
 
 
-def _layer(sigma, qx, qy, c, order):
-    """Post-activation kernel and derivative kernel of one layer (K-8, K-9)."""
-    return (two_point(sigma, qx, qy, c, order=order),
-            derivative_two_point(sigma, qx, qy, c, order=order))
-
-
 def _pair(sigma, vx, vy, K, order, want_ntk):
     """E[phi phi] and E[phi' phi'] over a block (rows of variance vx, columns vy)."""
-    if name_of(sigma) == "relu":  # fast path (K-3 in correlation form)
+    if sigma.degree == 1:  # fast path: the correlation form (theory/activations.md A-7)
         sx, sy = jnp.sqrt(vx), jnp.sqrt(vy)
         tiny = jnp.finfo(K.dtype).tiny
         ix, iy = 1.0 / jnp.maximum(sx, tiny), 1.0 / jnp.maximum(sy, tiny)
         rho = jnp.clip(K * ix[:, None] * iy[None, :], -1.0, 1.0)
-        k0, k1 = relu_correlation(rho)
+        k1, k0 = sigma.correlation(rho, order=order)
         return sx[:, None] * sy[None, :] * k1, (k0 if want_ntk else None)
     ex, ey = vx[:, None], vy[None, :]
-    return (two_point(sigma, ex, ey, K, order=order),
-            derivative_two_point(sigma, ex, ey, K, order=order) if want_ntk else None)
+    return (sigma.two_point(ex, ey, K, order=order),
+            sigma.derivative_two_point(ex, ey, K, order=order) if want_ntk else None)
 
 
 def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, order,
@@ -239,22 +218,22 @@ def _recursion(qx, qy, c0, *, depth, sigma, w, b, standard, widths, want_ntk, or
     def layer(l, carry):
         K, T, vx, vy = carry
         # variances of the next layer: vectors, cheap (on the diagonal they are the kernel)
-        vx_post = two_point(sigma, vx, vx, vx, order=order)
+        vx_post = sigma.two_point(vx, vx, vx, order=order)
         if diagonal and not c_override:
             post, vy_post = vx_post, vx_post
-            deriv = derivative_two_point(sigma, vx, vx, vx, order=order) if want_ntk else None
+            deriv = sigma.derivative_two_point(vx, vx, vx, order=order) if want_ntk else None
         elif diagonal:  # elementwise pairs (x_i, y_i) of equal variance, covariance K
             vy_post = vx_post
-            post = two_point(sigma, vx, vx, K, order=order)
-            deriv = derivative_two_point(sigma, vx, vx, K, order=order) if want_ntk else None
+            post = sigma.two_point(vx, vx, K, order=order)
+            deriv = sigma.derivative_two_point(vx, vx, K, order=order) if want_ntk else None
         else:
-            vy_post = vx_post if same else two_point(sigma, vy, vy, vy, order=order)
+            vy_post = vx_post if same else sigma.two_point(vy, vy, vy, order=order)
             post, deriv = _pair(sigma, vx, vy, K, order, want_ntk)
             if same:  # the diagonal from the vector recursion: theta = 0 exactly there
                 post = jnp.fill_diagonal(post, vx_post, inplace=False)
                 if want_ntk:
                     deriv = jnp.fill_diagonal(
-                        deriv, derivative_two_point(sigma, vx, vx, vx, order=order),
+                        deriv, sigma.derivative_two_point(vx, vx, vx, order=order),
                         inplace=False)
         K_new = w2 * post + b2
         if want_ntk:
@@ -464,12 +443,12 @@ def _check_growth(sigma, depth, w_std, b_std, q_max, dtype, want_ntk) -> None:
         raise ValueError(f"w_std^2 max||x||^2/d + b_std^2 (the layer-1 variance, K-8) must be "
                          f"<= {fmax:.3g} (the {np.dtype(dtype).name} maximum), got {v:.3g} "
                          f"for {where}" + float64_hint(dtype, lead="; or "))
-    name = name_of(sigma) or repr(sigma)
-    if not is_homogeneous(sigma):
+    name = sigma.name
+    if sigma.degree != 1:
         return
     with jax.ensure_compile_time_eval():
-        a = w2 * float(two_point(sigma, 1.0, 1.0, 1.0))
-        a1 = w2 * float(derivative_two_point(sigma, 1.0, 1.0, 1.0))
+        a = w2 * float(sigma.two_point(1.0, 1.0, 1.0))
+        a1 = w2 * float(sigma.derivative_two_point(1.0, 1.0, 1.0))
     T = v
     for layer in range(1, depth + 1):
         v = a * v + b2
@@ -491,7 +470,7 @@ def _check_output(out, what, *, depth, sigma, w_std, b_std, q_max, dtype) -> Non
     if bad:
         raise ValueError(
             f"the {what} is not finite ({bad} NaN or infinite entr{'y' if bad == 1 else 'ies'})"
-            f" for activation {name_of(sigma)}, depth = {depth}, w_std = {float(w_std):g}, "
+            f" for activation {sigma.name}, depth = {depth}, w_std = {float(w_std):g}, "
             f"b_std = {_show_b(b_std)}, inputs with max "
             f"||x||^2/d = {q_max:.3g}: a layer's variance left the {np.dtype(dtype).name} "
             f"range [{float(jnp.finfo(dtype).tiny):.3g}, {float(jnp.finfo(dtype).max):.3g}]; "

@@ -36,21 +36,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import ACTIVATIONS, get_activation
-from rfsim.theory.gaussian import hermite_rule
+from rfsim.activations import get_activation
 from rfsim.validation import float64_hint, require_in_range
 
 __all__ = ["MeiMontanariRisk", "activation_coefficients", "mei_montanari", "psi_range"]
 
-# Gauss–Hermite orders (probabilists' weight exp(-z^2/2)): the result at
-# _GH_HIGH is accepted when it agrees with _GH_LOW to _GH_RTOL; otherwise
-# (non-smooth callables) adaptive quadrature is used.
-_GH_LOW, _GH_HIGH, _GH_RTOL = 160, 240, 1e-11
 # Bisection steps in log(-chi); the bracket is at most log(3 + 2 zeta^2) wide
 # (RF-7), so 96 halvings reach machine precision for any realistic zeta.
 _N_BISECT = 96
-# mu*^2 below this fraction of E sigma(G)^2 counts as "activation is linear".
-_MUSTAR_REL_TOL = 1e-12
 
 
 class MeiMontanariRisk(NamedTuple):
@@ -87,120 +80,13 @@ class MeiMontanariRisk(NamedTuple):
 # activation coefficients (RF-3)
 # --------------------------------------------------------------------------
 
-_SQRT_2PI = math.sqrt(2.0 * math.pi)
-
-# Closed forms of (mu0, mu1, E sigma(G)^2), derived in theory/random_features.md (RF-3).
-_CLOSED_FORMS: dict[str, tuple[float, float, float]] = {
-    # relu: E max(G,0) = 1/sqrt(2 pi); E G max(G,0) = 1/2; E max(G,0)^2 = 1/2
-    "relu": (1.0 / _SQRT_2PI, 0.5, 0.5),
-    # erf: odd; E G erf(G) = E erf'(G) = 2/sqrt(3 pi);
-    # E erf(G)^2 = (2/pi) arcsin(2/3)
-    "erf": (0.0, 2.0 / math.sqrt(3.0 * math.pi), 2.0 / math.pi * math.asin(2.0 / 3.0)),
-    # gelu z*Phi(z): E G Phi(G) = E phi(G) = 1/(2 sqrt(pi)); E G^2 Phi(G) = 1/2;
-    # E G^2 Phi(G)^2 = 1/3 + 1/(2 pi sqrt(3))
-    "gelu": (
-        1.0 / (2.0 * math.sqrt(math.pi)),
-        0.5,
-        1.0 / 3.0 + 1.0 / (2.0 * math.pi * math.sqrt(3.0)),
-    ),
-    "linear": (0.0, 1.0, 1.0),
-}
-
-# float64 numpy versions of the named activations without a closed form.
-_NUMPY_NAMED = {"tanh": np.tanh}
-
-_COEFF_CACHE: dict = {}
-
-
-def _jax_on_numpy(fn):
-    """Wrap a jax activation to map float64 numpy points to float64 numpy values.
-
-    Works even while a caller is being traced (the points are constants).  The
-    values have the precision of jax's default float (float32 without x64).
-    """
-
-    def np_fn(z):
-        with jax.ensure_compile_time_eval():
-            out = fn(jnp.asarray(z))
-        return np.asarray(out, dtype=np.float64)
-
-    with jax.ensure_compile_time_eval():
-        probe = jnp.asarray(fn(jnp.asarray(np.array([0.5]))))
-    eps = float(jnp.finfo(probe.dtype).eps) if jnp.issubdtype(probe.dtype, jnp.floating) else 1e-16
-    return np_fn, eps
-
-
-def _gauss_moments(np_fn, order: int) -> tuple[float, float, float]:
-    z, w = hermite_rule(order)
-    s = np_fn(z)
-    return float(w @ s), float(w @ (z * s)), float(w @ (s * s))
-
-
-def _adaptive_moments(np_fn) -> tuple[float, float, float]:
-    import warnings
-
-    from scipy.integrate import IntegrationWarning, quad
-
-    def f(z):
-        return float(np_fn(np.asarray([z], dtype=np.float64))[0])
-
-    def moment(g):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", IntegrationWarning)
-            return sum(
-                quad(
-                    lambda z: g(z) * math.exp(-0.5 * z * z) / _SQRT_2PI,
-                    lo,
-                    hi,
-                    epsabs=1e-14,
-                    epsrel=1e-12,
-                    limit=400,
-                )[0]
-                for lo, hi in [(-40.0, 0.0), (0.0, 40.0)]
-            )
-
-    return (moment(f), moment(lambda z: z * f(z)), moment(lambda z: f(z) ** 2))
-
-
-def _raw_moments(activation) -> tuple[float, float, float, float]:
-    """(mu0, mu1, E sigma(G)^2) in float64, and the relative accuracy of the values."""
-    if isinstance(activation, str) and activation in _CLOSED_FORMS:
-        return (*_CLOSED_FORMS[activation], float(np.finfo(np.float64).eps))
-    if isinstance(activation, str) and activation in _NUMPY_NAMED:
-        fn = _NUMPY_NAMED[activation]
-
-        def np_fn(z, _f=fn):
-            return _f(np.asarray(z, dtype=np.float64))
-
-        eps = float(np.finfo(np.float64).eps)
-    else:
-        np_fn, eps = _jax_on_numpy(get_activation(activation))
-    low = _gauss_moments(np_fn, _GH_LOW)
-    high = _gauss_moments(np_fn, _GH_HIGH)
-    # agreement expected to ~1e-11 in float64; float32 values limit it to ~1e-6
-    rtol = max(_GH_RTOL, 1e4 * eps)
-    scale = math.sqrt(max(abs(high[2]), 1e-300))
-    if all(abs(a - b) <= rtol * max(scale, abs(b)) for a, b in zip(low, high)):
-        return (*high, eps)
-    return (*_adaptive_moments(np_fn), eps)  # e.g. a callable with a kink
-
-
 def activation_coefficients(activation="relu") -> tuple[float, float, float]:
     """Hermite coefficients ``(mu0, mu1, mustar)`` of an activation, Eq. (RF-3).
 
     ``mu0 = E sigma(G)``, ``mu1 = E G sigma(G)`` and
-    ``mustar = sqrt(E sigma(G)^2 - mu0^2 - mu1^2)`` with ``G ~ N(0, 1)``.
-
-    Closed forms are used for ``"relu"`` (1/sqrt(2 pi), 1/2,
-    sqrt(1/4 - 1/(2 pi))), ``"erf"`` (0, 2/sqrt(3 pi),
-    sqrt(2/pi asin(2/3) - 4/(3 pi))), ``"gelu"`` and ``"linear"`` (0, 1, 0).
-    ``"tanh"`` and any callable (resolved by :func:`rfsim.activations.get_activation`)
-    use Gauss–Hermite quadrature (probabilists' weight, 240 nodes, checked
-    against 160 nodes; ~1e-15 for smooth activations), falling back to
-    adaptive quadrature when the two disagree (non-smooth callables).
-    Callables are evaluated with jax in the current default precision (so
-    to ~1e-7 only when ``jax_enable_x64`` is off); named activations are
-    always evaluated in float64.  Results are cached per activation.
+    ``mustar = sqrt(E sigma(G)^2 - mu0^2 - mu1^2)`` with ``G ~ N(0, 1)``: the activation's
+    :meth:`~rfsim.activations.Activation.hermite` (theory/activations.md A-8; closed forms
+    for relu, erf, linear, leaky relu, sin, cos, quadrature otherwise), cached per object.
 
     Returns:
         Python floats ``(mu0, mu1, mustar)``; ``mustar`` may be 0 (linear
@@ -209,27 +95,7 @@ def activation_coefficients(activation="relu") -> tuple[float, float, float]:
     Raises:
         ValueError: unknown activation name, or non-finite moments.
     """
-    key = (activation, bool(jax.config.jax_enable_x64))  # callables run in default precision
-    try:
-        if key in _COEFF_CACHE:
-            return _COEFF_CACHE[key]
-    except TypeError:  # unhashable callable
-        key = None
-    if isinstance(activation, str) and activation not in ACTIVATIONS:
-        get_activation(activation)  # raises the standard ValueError with a hint
-    mu0, mu1, second, eps = _raw_moments(activation)
-    if not all(math.isfinite(v) for v in (mu0, mu1, second)):
-        raise ValueError(
-            f"activation {activation!r} has non-finite Gaussian moments "
-            f"(E sigma = {mu0}, E G sigma = {mu1}, E sigma^2 = {second})"
-        )
-    mustar_sq = second - mu0 * mu0 - mu1 * mu1
-    if mustar_sq <= max(_MUSTAR_REL_TOL, 100.0 * eps) * max(second, 1e-300):
-        mustar_sq = 0.0
-    out = (float(mu0), float(mu1), float(math.sqrt(mustar_sq)))
-    if key is not None:
-        _COEFF_CACHE[key] = out
-    return out
+    return get_activation(activation).hermite()
 
 
 # --------------------------------------------------------------------------

@@ -13,12 +13,13 @@ Length map (SP-1) ``q' = w^2 E phi(sqrt(q) z)^2 + b^2``; correlation map (SP-2)
 ``c' = (w^2 E phi(u) phi(v) + b^2) / q'`` with ``(u, v)`` of variance ``q`` and correlation
 ``c`` (at ``q = q*`` the denominator is ``q*``: Poole et al.'s map); ``chi_1 = w^2 E
 phi'(sqrt(q*) z)^2`` (SP-3), the slope of (SP-2) at ``c = 1``.  Every Gaussian expectation is
-:func:`rfsim.theory.gaussian.two_point` / :func:`~rfsim.theory.gaussian.derivative_two_point`
-(closed forms for relu, leaky relu, erf, linear; the polar quadrature (K-6) otherwise), so
+:meth:`Activation.two_point <rfsim.activations.Activation.two_point>` /
+:meth:`~rfsim.activations.Activation.derivative_two_point` (theory/activations.md A-5: closed
+forms for relu, leaky relu, erf, linear, sin, cos; the polar quadrature (A-6) otherwise), so
 :func:`iterate_maps` is the NNGP recursion (K-8) for two inputs of equal norm, evaluated by
 the same code as :func:`rfsim.theory.kernels.nngp`.
 
-``activation`` is a name or a callable, as in :mod:`rfsim.theory.gaussian`; it is static
+``activation`` is a name, an :class:`~rfsim.activations.Activation` or a callable; it is static
 under jit.  ``w_std``, ``b_std``, ``q``, ``c`` may be traced (and broadcast elementwise).
 """
 
@@ -33,8 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import get_activation, is_homogeneous
-from rfsim.theory.gaussian import derivative_two_point, two_point
+from rfsim.activations import get_activation
 from rfsim.validation import (
     as_real_array,
     float64_hint,
@@ -148,7 +148,8 @@ def length_map(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     dtype = _scales(w_std, b_std, q)
     _variance("q", q, dtype)
     q = _f(q)
-    return _f(w_std) ** 2 * two_point(activation, q, q, q) + _f(b_std) ** 2
+    sigma = get_activation(activation)
+    return _f(w_std) ** 2 * sigma.two_point(q, q, q) + _f(b_std) ** 2
 
 
 def correlation_map(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
@@ -175,13 +176,13 @@ def _maps(sigma, c, q, w_std, b_std):
     """(SP-1) and (SP-2) from one two-point call: ``(q', c')``."""
     c, q, w, b = jnp.broadcast_arrays(c, q, w_std, b_std)
     w2, b2 = w * w, b * b
-    both = two_point(sigma, jnp.stack([q, q]), jnp.stack([q, q]), jnp.stack([c * q, q]))
+    both = sigma.two_point(jnp.stack([q, q]), jnp.stack([q, q]), jnp.stack([c * q, q]))
     q_new = w2 * both[1] + b2
     out = (w2 * both[0] + b2) / q_new
-    if is_homogeneous(sigma):  # E phi(u) phi(v) = q g(c): scale-free when b = 0
+    if sigma.degree == 1:  # E phi(u) phi(v) = q g(c): scale-free when b = 0 (A-7)
         one = jnp.ones_like(c)
-        g = two_point(sigma, jnp.stack([one, one]), jnp.stack([one, one]),
-                      jnp.stack([c, one]))
+        g = sigma.two_point(jnp.stack([one, one]), jnp.stack([one, one]),
+                            jnp.stack([c, one]))
         out = jnp.where(b2 == 0, g[0] / g[1], out)
     return q_new, out
 
@@ -195,7 +196,7 @@ def correlation_slope(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.A
     _correlation("c", c, dtype)
     _variance("q", q, dtype)
     c, q = jnp.broadcast_arrays(_f(c), _f(q))
-    return _f(w_std) ** 2 * derivative_two_point(activation, q, q, c * q)
+    return _f(w_std) ** 2 * get_activation(activation).derivative_two_point(q, q, c * q)
 
 
 def chi_1(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
@@ -210,7 +211,7 @@ def _length_and_slope(sigma, q, w2, b2):
     difference with step ``1e-3 q``)."""
     h = 1e-3 * q
     pts = jnp.stack([q, q + h, q - h, q + 2 * h, q - 2 * h])
-    L = two_point(sigma, pts, pts, pts)
+    L = sigma.two_point(pts, pts, pts)
     return w2 * L[0] + b2, w2 * (8.0 * (L[1] - L[2]) - (L[3] - L[4])) / (12.0 * h)
 
 
@@ -224,12 +225,12 @@ def length_slope(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     Needs ``q > 0`` (``q >= 0`` for the homogeneous ones)."""
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q)
-    _variance("q", q, dtype, positive=not is_homogeneous(sigma))
+    _variance("q", q, dtype, positive=sigma.degree != 1)
     q = _f(q)
     w2 = _f(w_std) ** 2
-    if is_homogeneous(sigma):
+    if sigma.degree == 1:
         one = jnp.ones_like(q)
-        return w2 * two_point(sigma, one, one, one)
+        return w2 * sigma.two_point(one, one, one)
     return _length_and_slope(sigma, q, w2, _f(b_std) ** 2)[1]
 
 
@@ -326,8 +327,8 @@ def fixed_point_q(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0, iterations
     require_int("iterations", iterations, minimum=0)
     require_int("newton", newton, minimum=0)
     w, b, q0 = _f(w_std), _f(b_std), _f(q0)
-    if is_homogeneous(sigma):
-        a = w * w * two_point(sigma, 1.0, 1.0, 1.0)
+    if sigma.degree == 1:
+        a = w * w * sigma.two_point(1.0, 1.0, 1.0)
         b2 = b * b
         critical = jnp.abs(a - 1.0) <= 1e-12  # w^2 = 2 for relu, up to the rounding of w
         return jnp.where((a < 1) & ~critical, b2 / jnp.where(a < 1, 1 - a, 1.0),
@@ -390,7 +391,7 @@ def depth_scales(q_star, c_star, *, activation="tanh", w_std=1.0, b_std=0.0):
     Both diverge at the boundary ``chi_1 = 1`` (SP-9): ``xi_c = inf`` there."""
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q_star, c_star)
-    _variance("q_star", q_star, dtype, positive=not is_homogeneous(sigma))
+    _variance("q_star", q_star, dtype, positive=sigma.degree != 1)
     _correlation("c_star", c_star, dtype)
     kw = dict(activation=sigma, w_std=w_std, b_std=b_std)
     slope_q = length_slope(q_star, **kw)
@@ -447,8 +448,8 @@ def critical_line(q_star, *, activation="tanh"):
     sigma = get_activation(activation)
     _variance("q_star", q_star, float_dtype(q_star), positive=True)
     q = _f(q_star)
-    w2 = 1.0 / derivative_two_point(sigma, q, q, q)
-    b2 = q - w2 * two_point(sigma, q, q, q)
+    w2 = 1.0 / sigma.derivative_two_point(q, q, q)
+    b2 = q - w2 * sigma.two_point(q, q, q)
     b2 = jnp.where(jnp.abs(b2) <= 1e-12 * q, 0.0, b2)
     ok = b2 >= 0
     return jnp.where(ok, w2, jnp.nan), jnp.where(ok, b2, jnp.nan)
