@@ -80,7 +80,7 @@ def test_readme_example_runs_through_the_cli_and_the_python_api(example, tmp_pat
 
     from rfsim.engine.runner import run_experiment
 
-    res = run_experiment(load_experiment(example / "mean.toml"), out=tmp_path / "api")
+    res = run_experiment(load_experiment(example / "mean.toml"), out=tmp_path / "api", plot=False)
     assert all(v.passed for v in res.verdicts)
     api = _check_numbers(tmp_path / "api")
     assert [r["sq_err"] for r in api] == [r["sq_err"] for r in cli]  # bit for bit
