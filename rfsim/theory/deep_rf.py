@@ -9,7 +9,7 @@ L frozen layers
 
 .. math:: h_l = \sigma(u_l) - c_l,\qquad u_l = W_l h_{l-1} / \sqrt{k_{l-1}},
 
-``W_l`` of shape ``(k_l, k_{l-1})`` with ``k_0 = d`` (as :func:`rfsim.features.deep_weights`
+``W_l`` of shape ``(k_l, k_{l-1})`` with ``k_0 = d`` (as :func:`rfsim.networks.deep_weights`
 draws them).  The weights are *given*: every quantity here is conditional on them.
 ``c_l = E[sigma(u_l) | W]`` when ``centered`` (each layer has mean zero), else ``c_l = 0``.
 
@@ -40,10 +40,11 @@ fed to ``ridge_risk``; the part of the target that ``z`` cannot explain linearly
 Example::
 
     >>> import jax; jax.config.update("jax_enable_x64", True)
-    >>> from rfsim.features import deep_weights
+    >>> import jax.numpy as jnp
+    >>> from rfsim.networks import deep_weights
     >>> from rfsim.theory.deep_rf import deep_rf_risk
-    >>> Ws = deep_weights(jax.random.key(0), 100, [150, 150])
-    >>> beta = jax.random.normal(jax.random.key(1), (100,))
+    >>> Ws = deep_weights(jax.random.key(0), 100, [150, 150])  # the draw is the caller's
+    >>> beta = jnp.ones(100)
     >>> r = deep_rf_risk(Ws, activation="relu", n=200, ridge=1e-2, noise=0.1,
     ...                  target="linear", beta=beta)
     >>> float(r.test_mse) > float(r.excess_risk)
@@ -535,7 +536,7 @@ def deep_rf_risk(weights, *, activation, n, ridge, noise=0.0, target: str = "sha
 
     Args:
       weights: frozen ``[W_1, ..., W_L]`` (``W_l``: ``(k_l, k_{l-1})``, ``k_0 = d``), e.g.
-        :func:`rfsim.features.deep_weights`; layer l computes
+        :func:`rfsim.networks.deep_weights`; layer l computes
         ``sigma(W_l h_{l-1} / sqrt(k_{l-1}))`` (DRF-1).
       activation: name (relu, erf, tanh, gelu, linear) or callable.
       n: training samples.
