@@ -359,3 +359,65 @@ def test_powerlaw_rate_is_reached_by_the_theory_at_large_n_and_d():
     beta = powerlaw_target(s, b)
     r1, r2 = (_min_over_ridge(s, beta, n, noise) for n in (10**5, 10**6))
     assert math.log(r2 / r1) / math.log(10) == pytest.approx(spec["expected"], abs=0.002)
+
+
+# --- the typed summary table --------------------------------------------------------------
+
+def test_summary_table_is_typed_and_its_text_is_summary_csv(tmp_path):
+    """Cells are numbers (int, float; blank None/NaN) and write back to the same bytes."""
+    import csv
+    import io
+
+    from rfsim.engine.io import read_summary, read_table, write_csv
+    from rfsim.engine.table import SUMMARY_STATS, SummaryTable, format_value
+
+    header = ["n", "ridge", "widths", "activation", *SUMMARY_STATS]
+    raw = [[10, 0.1, [20, 20], "relu", "risk", 1 / 3, 0.2, 0.05, 16, float("inf"), None, None],
+           [20, 1e-300, [7], "erf", "risk", -0.0, float("nan"), 0.0, 1, 0.5, -1.0, 2.5e10]]
+    table = SummaryTable.from_values(header, raw)
+    r0, r1 = table.rows
+    assert (r0["n"], r0["ridge"], r0["widths"], r0["activation"]) == (10, 0.1, "20x20", "relu")
+    assert isinstance(r0["n"], int) and r1["widths"] == 7 and r1["ridge"] == 1e-300
+    assert r0["mean"] == 1 / 3 and r0["theory"] == math.inf and math.isnan(r0["z"])
+    assert math.isnan(r1["std"]) and r1["n_seeds"] == 1
+    write_csv(tmp_path / "summary.csv", header, table.cells())
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(
+        [header] + [[format_value(v) for v in row] for row in raw])
+    assert (tmp_path / "summary.csv").read_text() == buf.getvalue()  # byte for byte
+    assert read_table(tmp_path / "summary.csv").text_rows() == read_summary(
+        tmp_path / "summary.csv") == table.text_rows()
+
+
+def test_where_matches_numbers_exactly_and_text_as_written():
+    """1 == 1.0 and 10 == 10.0; 0.1 + 0.2 is not 0.3 (the CSV keeps every float64);
+    a string is matched against the cell as summary.csv writes it."""
+    rows = AGREE + [_row(80, 0.1 + 0.2, 0.6, 0.01, 0.6)]
+    spec = {"kind": "statistical", "metric": "risk"}
+    assert "3 points" in evaluate(rows, {**spec, "where": {"ridge": 0.1}}).figure
+    assert "3 points" in evaluate(rows, {**spec, "where": {"N": [10.0, 20, 40.0]}}).figure
+    assert "1 points" in evaluate(rows, {**spec, "where": {"ridge": 0.1 + 0.2}}).figure
+    assert "selects no rows" in str(pytest.raises(
+        ValueError, evaluate, rows, {**spec, "kind": "monotone", "x": "N",
+                                     "where": {"ridge": 0.3}}).value)
+    assert "1 points" in evaluate(rows, {**spec, "where": {"ridge": "0.30000000000000004"}}
+                                  ).figure
+
+
+def test_each_kind_is_a_frozen_spec_with_its_defaults():
+    import dataclasses
+
+    from rfsim.checks import KINDS, parse
+
+    assert sorted(KINDS) == ["bound", "compare", "exact", "monotone", "rate", "statistical",
+                             "threshold"]
+    s = parse({"metric": "risk"})
+    assert (s.kind, s.max_abs_z, s.rel_tol, s.abs_tol) == ("statistical", 4.0, 0.0, 0.0)
+    assert parse({"kind": "exact", "metric": "risk"}).rel_tol == 1e-8
+    r = parse(RATE)
+    assert (r.x_min, r.x_max, r.value) == (-math.inf, math.inf, "mean")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.expected = 0.0
+    assert KINDS["rate"].keys() == ("kind", "name", "metric", "where", "x", "optimize",
+                                    "argmin_of", "value", "expected", "tolerance",
+                                    "max_abs_z", "x_min", "x_max")

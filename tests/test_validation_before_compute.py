@@ -175,3 +175,71 @@ def test_fuzzed_experiment_structure_is_accepted_or_one_line(tmp_path, capsys, r
     if code == 2:
         assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
     assert not (tmp_path / "never").exists()
+
+
+# --- validated once: counted ------------------------------------------------------------------
+
+COUNTED = BASE.format(top="", tables=CHECK + '[[check]]\nkind = "monotone"\nmetric = '
+                      '"excess_risk"\nx = "n"\nrel_tol = 1.0\n[quick]\nseeds = 2\n')
+
+
+def _count(monkeypatch):
+    """Counters of the validation work: configs constructed, checks parsed, planned-grid
+    validations, check evaluations (each wrapped where the engine calls it)."""
+    import rfsim.checks.base as base
+    import rfsim.engine.runner as runner
+    import rfsim.engine.sweep as sweep
+
+    counts = {"configs": 0, "parsed": 0, "planned": 0, "evaluated": 0}
+
+    def counting(key, fn):
+        def wrapped(*a, **k):
+            counts[key] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(sweep, "make_config", counting("configs", sweep.make_config))
+    monkeypatch.setattr(base, "parse", counting("parsed", base.parse))
+    import rfsim.checks as checks
+
+    monkeypatch.setattr(checks, "parse", base.parse)
+    import rfsim.engine.planned as planned
+
+    monkeypatch.setattr(planned, "validate_planned",
+                        counting("planned", planned.validate_planned))
+    monkeypatch.setattr(base.Check, "evaluate", counting("evaluated", base.Check.evaluate))
+    assert runner.prepare  # the engine's planning is what calls them
+    _forget(monkeypatch)
+    return counts
+
+
+def _forget(monkeypatch):
+    """Empty the experiment layer's memos (validation results kept by content)."""
+    import collections
+
+    import rfsim.engine.experiment as experiment
+
+    for name in ("_structures", "_plans", "_parsed"):
+        monkeypatch.setattr(experiment, name, collections.OrderedDict())
+
+
+def test_a_quick_run_validates_once_and_check_evaluates_each_claim_once(tmp_path, capsys,
+                                                                          monkeypatch):
+    """`rfsim run --quick`: every grid point's config constructed once (was 5 times: load,
+    its [quick] variant, --set, --quick, planning), each check parsed and evaluated once,
+    the planned grid validated once; `rfsim check`: the same (each claim was evaluated
+    twice, the experiment planned twice)."""
+    counts = _count(monkeypatch)
+    path = tmp_path / "e.toml"
+    path.write_text(COUNTED)
+    assert main(["run", str(path), "--quick", "--out", str(tmp_path / "r"), "--quiet",
+                 "--no-plot"]) == 0, capsys.readouterr().err
+    assert counts == {"configs": 4, "parsed": 2, "planned": 1, "evaluated": 2}, counts
+    (tmp_path / "exps").mkdir()
+    (tmp_path / "exps" / "e.toml").write_text(COUNTED.replace("seeds = 2", "seeds = 3"))
+    counts.update(dict.fromkeys(counts, 0))
+    _forget(monkeypatch)
+    assert main(["check", "--dir", str(tmp_path / "exps"), "--out-root", str(tmp_path / "c"),
+                 "--quiet"]) == 0, capsys.readouterr()
+    assert counts == {"configs": 4, "parsed": 2, "planned": 1, "evaluated": 2}, counts
+    assert [p.name for p in (tmp_path / "c").iterdir()][0].startswith("e-quick-")

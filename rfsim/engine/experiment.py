@@ -272,15 +272,16 @@ def validate_experiment(exp: Experiment) -> Model:
 _MEMO_SIZE = 8
 _structures: collections.OrderedDict = collections.OrderedDict()
 _plans: collections.OrderedDict = collections.OrderedDict()
+_parsed: collections.OrderedDict = collections.OrderedDict()  # [[check]] text -> its spec
 
 
-def _memo(cache: collections.OrderedDict, key, make):
-    """``make()``, kept by ``key`` (the last few)."""
+def _memo(cache: collections.OrderedDict, key, make, size: int = _MEMO_SIZE):
+    """``make()``, kept by ``key`` (the last ``size``)."""
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     value = cache[key] = make()
-    while len(cache) > _MEMO_SIZE:
+    while len(cache) > size:
         cache.popitem(last=False)
     return value
 
@@ -362,14 +363,17 @@ def _check_structure(exp: Experiment):
     both = set(exp.params) & set(exp.grid)
     if both:
         raise ExperimentError(f"parameter(s) {sorted(both)} appear in both [params] and [grid]")
-    from rfsim.checks import validate_spec
+    from rfsim.checks import parse, validate_against
 
     values = _column_values(exp, models)
-    checks = tuple(
-        validate_spec(spec, metrics=metrics, columns=columns + axis_cols, values=values,
-                      axes=list(exp.grid) + axis_cols + (["model"] if exp.models else []))
-        for spec in exp.checks)
-    return tuple(models), checks
+    axes = list(exp.grid) + axis_cols + (["model"] if exp.models else [])
+    checks = []
+    for spec in exp.checks:
+        text = json.dumps(spec, sort_keys=True, default=repr) if isinstance(spec, dict) else ""
+        check = _memo(_parsed, text, lambda spec=spec: parse(spec), 64) if text else parse(spec)
+        validate_against(check, metrics, columns + axis_cols, values, axes)
+        checks.append(check)
+    return tuple(models), tuple(checks)
 
 
 def planned_points(exp: Experiment) -> list[tuple[Model, list]]:
