@@ -155,6 +155,9 @@ def test_frozen_state_is_shared_and_theory_can_run_on_the_host(tmp_path, capsys,
     np.testing.assert_allclose(three, 3 * one, rtol=1e-12)  # same state, same draws
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     from rfsim.engine.keys import STATE_KEY_SCHEME, group_digests, state_key
+    from rfsim.models import get_model
+
+    assert get_model("toy-state").stateful and not get_model("toy-decay").stateful
 
     assert meta["state_key_scheme"] == STATE_KEY_SCHEME
     (record,) = meta["state_keys"]  # one static group: k = 5, every static data-defining

@@ -90,6 +90,11 @@ class Model:
     def axis_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.axes.values()))
 
+    @property
+    def stateful(self) -> bool:
+        """Does the family have an ``init`` of its own (else the default: state ``None``)?"""
+        return self.init is not _no_state
+
 
 _REGISTRY: dict[str, Model] = {}
 
