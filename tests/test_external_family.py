@@ -170,10 +170,13 @@ def test_an_installed_entry_point_registers_its_family(tmp_path, registry, monke
     info = tmp_path / "ep_rfsim_family-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-rfsim-family\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[rfsim.models]\nep-toy = ep_rfsim_family:MODEL\n")
+    (info / "entry_points.txt").write_text("[rfsim.models]\nep-toy = ep_rfsim_family:MODEL\n"
+                                           "ep-broken = ep_rfsim_family:C\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
-    assert "ep-toy" in registry.available()
+    with pytest.warns(UserWarning, match=r"entry point 'ep-broken' .* not a family, skipped"):
+        names = registry.available()
+    assert "ep-toy" in names and "ep-broken" not in names
     model = get_model("ep-toy")
     assert model.name == "ep-toy" and not model.legacy
     assert int(model.simulate(None, model.config(), None)["k"]) == 2

@@ -230,7 +230,14 @@ def _load_entry_points() -> None:
     from rfsim.models._external import as_model
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        as_model(ep.name, ep.load())
+        try:
+            as_model(ep.name, ep.load())
+        except Exception as e:  # noqa: BLE001  (another package's bug must not stop rfsim)
+            import warnings
+
+            warnings.warn(f"entry point {ep.name!r} = {ep.value!r} of group "
+                          f"{ENTRY_POINT_GROUP!r} is not a family, skipped: "
+                          f"{type(e).__name__}: {e}", stacklevel=2)
 
 
 def available() -> list[str]:
