@@ -174,3 +174,16 @@ def test_an_earlier_shaped_family_gets_the_data_key(registry):
     assert float(model.simulate(keys, cfg, None)["v"]) == float(
         jax.random.normal(jax.random.key(1), ()))
     assert model.predict(cfg, None) == {"v": 0.0}
+
+
+def test_every_family_splits_its_statics_into_data_and_model_fields():
+    """For every registered family: data and model statics partition the statics (so the
+    key pair identifies the static group), in declaration order."""
+    from rfsim.models import available, get_model
+
+    for name in available():
+        cfg = get_model(name).config
+        data_part, model_part = data_static_fields(cfg), model_static_fields(cfg)
+        assert not set(data_part) & set(model_part), name
+        assert sorted(data_part + model_part) == sorted(static_fields(cfg)), name
+        assert set(data_part) <= set(static_fields(cfg)), name
