@@ -1,6 +1,6 @@
 """Checks and the plot validated against the planned grid, before anything is computed.
 
-:func:`rfsim.check.validate_spec` and :func:`rfsim.engine.experiment.validate_experiment` see the
+:func:`rfsim.checks.parse` and :func:`rfsim.engine.experiment.validate_experiment` see the
 experiment file; validate_planned sees what the run will produce: every family's full grid of
 configs (:func:`rfsim.engine.sweep.plan`), the axis coordinates of each static group
 (``model.coords(cfg)``, once per group) and which metrics each family predicts
@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rfsim.checks import CurveCheck
 from rfsim.engine.experiment import experiment_columns
 from rfsim.engine.expressions import parse as parse_expression
 from rfsim.engine.table import format_value, text_matches
@@ -38,7 +39,6 @@ from rfsim.engine.table import format_value, text_matches
 
 BLANK = ""
 THEORY_KINDS = ("statistical", "exact")
-CURVE_KINDS = ("monotone", "threshold", "rate")
 
 
 def _cell(v, cache: dict) -> str:
@@ -240,10 +240,10 @@ def _merge(columns, point_cols, key, coord, axis):
     return [coord if c == axis else next(it) for c in columns]
 
 
-def _label(spec: dict, i: int) -> str:
-    if isinstance(spec.get("name"), str):
-        return f"check {spec['name']!r}"
-    return f"check #{i + 1} ({spec.get('kind', 'statistical')}, {spec.get('metric')})"
+def _label(check, i: int) -> str:
+    if check.name is not None:
+        return f"check {check.name!r}"
+    return f"check #{i + 1} ({check.kind}, {check.metric})"
 
 
 def _where_text(where: dict) -> str:
@@ -332,11 +332,11 @@ def _check_bound(sels: list[_Selection], text: str, label: str) -> None:
                                  "with `where`") from None
 
 
-def _check_compare(spec: dict, fams: list[_Family], columns: list[str], label: str) -> None:
-    metric, where = spec["metric"], spec.get("where", {})
+def _check_compare(check, fams: list[_Family], columns: list[str], label: str) -> None:
+    metric, where = check.metric, check.where
     sides = {}
     for key in ("numerator", "denominator"):
-        name = spec[key]
+        name = getattr(check, key)
         fam = next((f for f in fams if f.name == name), None)
         if fam is None:
             return  # refused by validate_spec (not one of the experiment's models)
@@ -357,10 +357,10 @@ def _check_compare(spec: dict, fams: list[_Family], columns: list[str], label: s
                          + (f" within where {_where_text(where)}" if where else ""))
 
 
-def _check_curves(spec: dict, kind: str, sels: list[_Selection], grid: list[str],
+def _check_curves(check, kind: str, sels: list[_Selection], grid: list[str],
                   seeds: int, label: str) -> None:
-    metric, x, opt = spec["metric"], spec["x"], spec.get("optimize")
-    judge = spec.get("argmin_of")
+    metric, x, opt = check.metric, check.x, check.optimize
+    judge = check.argmin_of
     for s in sels:
         fam = s.fam
         who = f" of family {fam.name!r}" if fam.several else ""
@@ -377,7 +377,7 @@ def _check_curves(spec: dict, kind: str, sels: list[_Selection], grid: list[str]
         if judge is not None and judge not in fam.model.metrics:
             raise ValueError(f"{label}: argmin_of {judge!r} is not a metric of family "
                              f"{fam.name!r} (its metrics: {', '.join(fam.model.metrics)})")
-    lo, hi = spec.get("x_min", -math.inf), spec.get("x_max", math.inf)
+    lo, hi = getattr(check, "x_min", -math.inf), getattr(check, "x_max", math.inf)
     curves: dict[tuple, set[float]] = {}
     others = [k for k in grid if k not in (x, opt)]
     parsed: dict[str, float] = {}
@@ -414,7 +414,7 @@ def _check_curves(spec: dict, kind: str, sels: list[_Selection], grid: list[str]
                              f"curve; {_curve_at(short[0], others)} has "
                              f"{len(short[1])}")
     if kind == "rate":
-        if spec.get("value", "mean") == "mean" and seeds < 2:
+        if check.value == "mean" and seeds < 2:
             raise ValueError(f"{label}: a rate on the mean weights its fit by the standard "
                              f"error, which needs seeds >= 2, got seeds = {seeds} (or use "
                              "value = \"theory\")")
@@ -439,30 +439,29 @@ def _curve_at(key: tuple, others: list[str]) -> str:
     return "the curve at " + (", ".join(parts) or f"model {fam}")
 
 
-def _validate_planned_check(spec: dict, i: int, fams: list[_Family], exp,
+def _validate_planned_check(check, i: int, fams: list[_Family], exp,
                             columns: list[str]) -> None:
-    label = _label(spec, i)
-    kind = spec.get("kind", "statistical")
-    metric = spec["metric"]
+    label = _label(check, i)
+    kind, metric = check.kind, check.metric
     if kind == "compare":
-        _check_compare(spec, fams, columns, label)
+        _check_compare(check, fams, columns, label)
         return
-    sels = _select(fams, metric, spec.get("where", {}), label)
+    sels = _select(fams, metric, check.where, label)
     selected = [s.fam for s in sels]
     if kind in THEORY_KINDS:
         _require_prediction(selected, metric, label,
                             f"a {kind} check compares the simulation with the prediction")
     if kind == "bound":
-        if spec["bound"] == "theory":
+        if check.bound == "theory":
             _require_prediction(selected, metric, label, 'bound = "theory" is the prediction')
-        elif isinstance(spec["bound"], str):
-            _check_bound(sels, spec["bound"], label)
-    if kind in CURVE_KINDS:
-        if spec.get("value", "mean") == "theory":
-            for m in dict.fromkeys([metric, spec.get("argmin_of", metric)]):
+        elif isinstance(check.bound, str):
+            _check_bound(sels, check.bound, label)
+    if isinstance(check, CurveCheck):
+        if check.value == "theory":
+            for m in dict.fromkeys([metric, check.argmin_of or metric]):
                 _require_prediction(selected, m, label, 'value = "theory" reads the prediction')
         grid = (["model"] if exp.models else []) + list(exp.grid)
-        _check_curves(spec, kind, sels, grid, exp.seeds, label)
+        _check_curves(check, kind, sels, grid, exp.seeds, label)
 
 
 def _validate_planned_plot(exp, fams: list[_Family], columns: list[str]) -> None:
@@ -509,7 +508,9 @@ def validate_planned(exp, planned) -> None:
     if not any(f.points for f in fams):
         return
     columns, axis_cols, _ = experiment_columns(exp)
-    for i, spec in enumerate(exp.checks):
-        _validate_planned_check(spec, i, fams, exp, columns + axis_cols)
+    from rfsim.engine.experiment import experiment_checks
+
+    for i, check in enumerate(experiment_checks(exp)):  # parsed and validated once
+        _validate_planned_check(check, i, fams, exp, columns + axis_cols)
     if exp.plot is not None:
         _validate_planned_plot(exp, fams, columns + axis_cols)
