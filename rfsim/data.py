@@ -7,6 +7,7 @@ data key (so two families with the same data fields see byte-identical draws).
 * Inputs: :func:`sphere_inputs` (uniform on the sphere of radius ``sqrt(d)``, D-1),
   :func:`gaussian_inputs` (``N(0, diag(s))``, D-2), :func:`token_sequences` (a query and
   ``N`` keys on the unit sphere ``S^{d-1}``, D-3).
+* Keys: :func:`data_keys` splits a data key by purpose, in one fixed order (D-0).
 * Targets: :func:`powerlaw_target` (the linear teacher of theory/ridge.md §5, deterministic),
   :func:`harmonic_draw` (the random part of a harmonic target, theory/sphere.md S-8; the
   normalization is :meth:`rfsim.theory.sphere.HarmonicTarget.from_draw`), :func:`label_noise`.
@@ -28,7 +29,9 @@ import numpy as np
 from rfsim.validation import require_int
 
 __all__ = [
+    "DataKeys",
     "HarmonicDraw",
+    "data_keys",
     "gaussian_inputs",
     "harmonic_draw",
     "label_noise",
@@ -37,6 +40,23 @@ __all__ = [
     "sphere_inputs",
     "token_sequences",
 ]
+
+
+class DataKeys(NamedTuple):
+    """A data key split by purpose (D-0), always in this order: ``fold_in(key, i)`` with
+    ``i = 0`` training inputs, ``1`` test inputs, ``2`` label noise, ``3`` the target.  A
+    family that draws each through these keys and the samplers below draws, for equal data
+    fields, the same data as any other family doing so."""
+
+    train: jax.Array
+    test: jax.Array
+    noise: jax.Array
+    target: jax.Array
+
+
+def data_keys(key) -> DataKeys:
+    """``key`` (a seed's ``keys.data``, or a static group's in ``init``) split by purpose."""
+    return DataKeys(*(jax.random.fold_in(key, i) for i in range(len(DataKeys._fields))))
 
 
 def _float_dtype(dtype):
@@ -102,11 +122,11 @@ def powerlaw_target(eigenvalues: jax.Array, decay, signal=1.0) -> jax.Array:
     return raw * jnp.sqrt(jnp.asarray(signal, i.dtype) / power)
 
 
-def label_noise(key, shape, noise, dtype=None) -> jax.Array:
-    """Additive label noise ``noise * z``, ``z ~ N(0, 1)`` of ``shape`` (D-4): variance
-    ``noise^2``."""
+def label_noise(key, n: int, variance, dtype=None) -> jax.Array:
+    """``n`` additive label noises ``eps = sqrt(variance) z``, ``z ~ N(0, 1)`` (D-4), so
+    ``Var eps = variance`` (the families' ``noise`` field); ``variance`` may be traced."""
     dt = _float_dtype(dtype)
-    return jnp.asarray(noise, dt) * jax.random.normal(key, shape, dt)
+    return jnp.sqrt(jnp.asarray(variance, dt)) * jax.random.normal(key, (n,), dt)
 
 
 class HarmonicDraw(NamedTuple):

@@ -48,9 +48,18 @@ def test_gaussian_inputs_have_the_spectrum_as_covariance():
 
 
 def test_label_noise_has_the_requested_standard_deviation():
-    eps = np.asarray(data.label_noise(jax.random.key(5), (50_000,), 0.3), dtype=float)
+    eps = np.asarray(data.label_noise(jax.random.key(5), 50_000, 0.09), dtype=float)
     assert np.std(eps) == pytest.approx(0.3, rel=0.02)
     assert abs(np.mean(eps)) < 4 * 0.3 / math.sqrt(50_000)
+
+
+def test_data_keys_split_by_purpose_in_a_fixed_order():
+    key = jax.random.key(9)
+    k = data.data_keys(key)
+    for i, part in enumerate(k):
+        np.testing.assert_array_equal(jax.random.key_data(part),
+                                      jax.random.key_data(jax.random.fold_in(key, i)))
+    assert len({tuple(np.asarray(jax.random.key_data(p)).ravel()) for p in k}) == 4
 
 
 def test_harmonic_draw_is_on_the_sphere_and_reproducible():

@@ -31,7 +31,6 @@ and no noise it underestimates (theory/kernels.md §5).
 from __future__ import annotations
 
 import functools
-import re
 
 import jax
 import jax.numpy as jnp
@@ -39,19 +38,29 @@ import numpy as np
 
 from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
-from rfsim.data import harmonic_draw, sphere_inputs
+from rfsim.data import data_keys, harmonic_draw, label_noise, sphere_inputs
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import register
 from rfsim.models._scales import require_network_scales, require_square, working_set
 from rfsim.solvers import kernel_ridge_from_eigh
 from rfsim.theory.kernels import dot_product
 from rfsim.theory.sphere import (
+    DEGREE_LIMIT,
+    ROUNDOFF_TOL,
+    TRUNCATION_RATIO,
     HarmonicTarget,
+    SpectrumError,
+    Truncation,
+    auto_degree,
+    certify,
     degree_power,
     kernel_spectrum,
     max_degree as sphere_max_degree,
+    roundoff,
     sphere_krr_risk,
 )
 from rfsim.validation import (
+    is_concrete,
     require,
     require_choice,
     require_in_range,
@@ -65,20 +74,21 @@ MAX_D = 10**6
 
 @model_config
 class KernelRidgeConfig:
-    n: int = static(doc="training samples")
-    d: int = static(doc="input dimension (inputs on the sphere of radius sqrt(d))")
+    n: int = static(doc="training samples", data=True)
+    d: int = static(doc="input dimension (inputs on the sphere of radius sqrt(d))", data=True)
     kernel: str = static("ntk", doc="'ntk', 'nngp' (of the MLP below) or 'gaussian'")
     depth: int = static(1, doc="hidden layers of the MLP whose NTK/NNGP is the kernel")
     activation: str = static("relu", doc="the MLP's activation")
     w_std: float = static(1.0, doc="the MLP's weight scale")
     b_std: float = static(0.0, doc="the MLP's bias scale")
     bandwidth: float = static(1.0, doc="the Gaussian kernel's bandwidth")
-    degrees: tuple = static((1, 2), doc="spherical-harmonic degrees of the target")
-    powers: tuple = static((0.5, 0.5), doc="target power E f_l^2 per degree")
-    max_degree: int = static(20, doc="L: the theory's last explicit degree (tail beyond)")
-    n_test: int = static(2000, doc="fresh points estimating the excess risk")
+    degrees: tuple = static((1, 2), doc="spherical-harmonic degrees of the target", data=True)
+    powers: tuple = static((0.5, 0.5), doc="target power E f_l^2 per degree", data=True)
+    max_degree: int | str = static("auto", doc="L: the theory's last explicit degree (tail "
+                                   "beyond); 'auto' picks it by theory/sphere.md (S-10)")
+    n_test: int = static(2000, doc="fresh points estimating the excess risk", data=True)
     ridge: float = param(0.0, doc="lambda >= 0: alpha = (K + n lambda I)^-1 y")
-    noise: float = param(0.0, doc="label-noise variance")
+    noise: float = param(0.0, doc="label-noise variance", data=True)
 
     def validate(self):
         require_int("n", self.n)
@@ -93,12 +103,17 @@ class KernelRidgeConfig:
         require("w_std", self.w_std, lambda a: a > 0, "> 0")
         require_nonnegative("b_std", self.b_std)
         require("bandwidth", self.bandwidth, lambda a: a > 0, "> 0")
-        require_int("max_degree", self.max_degree, minimum=0, maximum=2000)
-        top = min(2000, sphere_max_degree(self.d))
-        if self.max_degree > top:
-            raise ValueError(f"max_degree must be <= {top} for d = {self.d} (the multiplicity "
-                             f"N(d, l) of a higher degree exceeds the float64 maximum, and the "
-                             f"spectrum weights each eigenvalue by it), got {self.max_degree}")
+        top = min(DEGREE_LIMIT, sphere_max_degree(self.d))
+        if self.max_degree != "auto":
+            if isinstance(self.max_degree, str):
+                raise ValueError(f"max_degree must be 'auto' or an integer >= 0, got "
+                                 f"{self.max_degree!r}")
+            require_int("max_degree", self.max_degree, minimum=0, maximum=DEGREE_LIMIT)
+            if self.max_degree > top:
+                raise ValueError(f"max_degree must be <= {top} for d = {self.d} (the "
+                                 f"multiplicity N(d, l) of a higher degree exceeds the float64 "
+                                 f"maximum, and the spectrum weights each eigenvalue by it), "
+                                 f"got {self.max_degree}")
         require_int("n_test", self.n_test, minimum=2)
         require_nonnegative("ridge", self.ridge)
         require_nonnegative("noise", self.noise)
@@ -106,7 +121,8 @@ class KernelRidgeConfig:
         degrees, powers = _target_lists(self.degrees, self.powers)
         object.__setattr__(self, "degrees", degrees)
         object.__setattr__(self, "powers", powers)
-        degree_power(self.degrees, self.powers, self.max_degree)  # validates both lists
+        degree_power(self.degrees, self.powers,  # validates both lists
+                     top if self.max_degree == "auto" else self.max_degree)
         if self.kernel == "gaussian":
             # the Gram forms exp(-(d / bandwidth^2)(1 - t)): d / bandwidth^2 must be a number
             require_square("bandwidth", self.bandwidth, zero_ok=False)
@@ -116,26 +132,12 @@ class KernelRidgeConfig:
             require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
                                    activation=self.activation, gets=(self.kernel,),
                                    family="the kernel")
-        _require_spectrum(self)
-
-
-def _require_spectrum(cfg) -> None:
-    """Form the Mercer spectrum (cached: predict reuses it) before any compute, so that a
-    (d, max_degree, kernel) whose spectrum float64 cannot resolve is refused here, naming
-    the fields, not after the whole simulation ran."""
-    try:
-        spectrum(cfg)
-    except ValueError as e:
-        m = re.search(r"eigenvalues\[(\d+)\]", str(e))
-        at = f" (it failed at degree {m.group(1)})" if m else ""
-        raise ValueError(f"max_degree must be small enough for float64 to resolve the "
-                         f"{cfg.kernel} kernel's Mercer spectrum in d = {cfg.d}{at}, got "
-                         f"{cfg.max_degree}: lower max_degree or d ({e})"
-        ) from None
+        if is_concrete((self.ridge, self.noise)):
+            truncation(self)  # refused here, naming the field, before anything is simulated
 
 
 # fields that only some kernels use, with their defaults: a non-default value under a kernel
-# that ignores it would change the draws (statics are hashed into the keys) and nothing else
+# that ignores it would split the grid into static groups that differ in nothing
 _NETWORK_FIELDS = {"depth": 1, "activation": "relu", "w_std": 1.0, "b_std": 0.0}
 _GAUSSIAN_FIELDS = {"bandwidth": 1.0}
 
@@ -185,10 +187,11 @@ def _gram(kfun, a, b, d, same=False):
     return kfun(t)
 
 
-def init(key: jax.Array, cfg: KernelRidgeConfig) -> dict:
-    """The target f* of this static group (centres and coefficients, theory/sphere.md S-8)."""
-    f = HarmonicTarget.from_draw(cfg.d, cfg.degrees, cfg.powers,
-                                 harmonic_draw(key, cfg.d, len(cfg.degrees)))
+def init(keys: SeedKeys, cfg: KernelRidgeConfig) -> dict:
+    """The target f* of this static group (centres and coefficients, theory/sphere.md S-8),
+    drawn from the group's data key: every seed, and every kernel, learns the same target."""
+    draw = harmonic_draw(data_keys(keys.data).target, cfg.d, len(cfg.degrees))
+    f = HarmonicTarget.from_draw(cfg.d, cfg.degrees, cfg.powers, draw)
     return {"centres": jnp.asarray(f.centres), "coeffs": jnp.asarray(f.coeffs)}
 
 
@@ -198,15 +201,15 @@ def _target(cfg, state):
                           state["coeffs"])
 
 
-def simulate(key: jax.Array, cfg: KernelRidgeConfig, state: dict) -> dict[str, jax.Array]:
-    """One training set: KRR on n points, excess risk on n_test fresh points."""
-    k_x, k_eps, k_test = jax.random.split(key, 3)
+def simulate(keys: SeedKeys, cfg: KernelRidgeConfig, state: dict) -> dict[str, jax.Array]:
+    """One training set (all of it from ``keys.data``, theory/data.md): KRR on n points,
+    excess risk on n_test fresh points."""
+    k = data_keys(keys.data)
     f = _target(cfg, state)
     kfun = _kfun(cfg)
-    X = sphere_inputs(k_x, cfg.n, cfg.d)
-    Xt = sphere_inputs(k_test, cfg.n_test, cfg.d)
-    dtype = X.dtype
-    y = f(X) + jnp.sqrt(jnp.asarray(cfg.noise, dtype)) * jax.random.normal(k_eps, (cfg.n,), dtype)
+    X = sphere_inputs(k.train, cfg.n, cfg.d)
+    Xt = sphere_inputs(k.test, cfg.n_test, cfg.d)
+    y = f(X) + label_noise(k.noise, cfg.n, cfg.noise, X.dtype)
     K = _gram(kfun, X, X, cfg.d, same=True)
     evals, vecs = jnp.linalg.eigh(K)  # data only: shared by every ridge and noise
     alpha = kernel_ridge_from_eigh(evals, vecs, y, cfg.ridge)
@@ -218,30 +221,104 @@ def simulate(key: jax.Array, cfg: KernelRidgeConfig, state: dict) -> dict[str, j
     }
 
 
-@functools.lru_cache(maxsize=64)
+def _bucket(m: int) -> int:
+    """Quadrature sizes rounded up to a power of two (>= 1024): one compiled kernel
+    evaluation serves every degree of a truncation search."""
+    return max(1024, 1 << (m - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=256)
 def _spectrum(kernel, depth, activation, w_std, b_std, bandwidth, d, L):
     kfun = _kernel_function(kernel, d, depth, activation, w_std, b_std, bandwidth)
 
     def kfun64(t):  # the theory is float64 even in a --float32 run (a scoped switch only)
+        t = np.asarray(t, dtype=float)
+        padded = np.ones(_bucket(t.size))
+        padded[:t.size] = t.ravel()
         with jax.enable_x64(True):
-            return np.asarray(kfun(jnp.asarray(t, dtype=jnp.float64)), dtype=float)
+            k = np.asarray(kfun(jnp.asarray(padded, dtype=jnp.float64)), dtype=float)
+        return k[:t.size].reshape(t.shape)
 
     return kernel_spectrum(kfun64, d, L)
 
 
+def _kernel_key(cfg) -> tuple:
+    return (cfg.kernel, int(cfg.depth), cfg.activation, float(cfg.w_std), float(cfg.b_std),
+            float(cfg.bandwidth), int(cfg.d))
+
+
+def truncation(cfg: KernelRidgeConfig) -> Truncation:
+    """The prediction's truncation degree L with its certificates (theory/sphere.md S-10,
+    S-11): ``max_degree = 'auto'`` picks the smallest L whose left-out eigenvalues are all
+    <= 1e-2 kappa; an explicit one must satisfy the same; both must keep the round-off
+    estimate of test_mse <= 1e-5 relative.  ValueError naming max_degree otherwise."""
+    with jax.enable_x64(True):  # certificates in float64 even in a --float32 run
+        return _truncation(_kernel_key(cfg), int(cfg.n), float(cfg.ridge), float(cfg.noise),
+                           cfg.degrees, cfg.powers, cfg.max_degree)
+
+
+@functools.lru_cache(maxsize=1024)
+def _truncation(kkey, n, ridge, noise, degrees, powers, max_degree) -> Truncation:
+    kernel, d = kkey[0], kkey[-1]
+
+    def spectrum_at(L):
+        return _spectrum(*kkey, L)
+
+    def unresolved(e: SpectrumError) -> ValueError:
+        return ValueError(f"max_degree must be small enough for float64 to resolve the "
+                          f"{kernel} kernel's Mercer spectrum in d = {d} (it failed at degree "
+                          f"{e.degree}), got {max_degree!r}: lower max_degree or d ({e})")
+
+    def auto() -> Truncation:
+        try:
+            return auto_degree(spectrum_at, d, n=n, ridge=ridge, floor=max(degrees))
+        except SpectrumError as e:
+            raise unresolved(e) from None
+        except ValueError as e:
+            raise ValueError(f"max_degree = 'auto' found no truncation: {e}; raise ridge"
+                             ) from None
+
+    if max_degree == "auto":
+        t = auto()
+    else:
+        top = sphere_max_degree(d)
+        try:
+            t = certify(spectrum_at(min(max_degree + 2, top)), max_degree, d, n=n,
+                        ridge=ridge)
+        except SpectrumError as e:
+            raise unresolved(e) from None
+        if t.ratio > TRUNCATION_RATIO:
+            raise ValueError(
+                f"max_degree must leave out only eigenvalues far below the effective ridge "
+                f"kappa (theory/sphere.md S-10: lambda_l <= {TRUNCATION_RATIO:g} kappa for l "
+                f"> L), got {max_degree}: the largest left-out one is {t.ratio:.3g} kappa "
+                f"(kappa = {t.kappa:.3g} at n = {n}, ridge = {ridge:g}); use max_degree = "
+                f"'auto' (here {auto().L})")
+    spec = spectrum_at(t.L)
+    err = roundoff(spec, degree_power(degrees, powers, t.L), n=n, ridge=ridge, noise=noise)
+    if err > ROUNDOFF_TOL:
+        fix = "lower it or use 'auto'" if max_degree != "auto" else "raise ridge"
+        raise ValueError(
+            f"max_degree must be low enough for float64 to hold the spectrum's trace "
+            f"(theory/sphere.md S-11), got {max_degree!r} (L = {t.L} in d = {d}): its "
+            f"round-off {spec.trace_error:.2g} moves test_mse by up to {err:.2g} relative, "
+            f"more than {ROUNDOFF_TOL:g}; {fix}")
+    return t._replace(roundoff=err)
+
+
 def spectrum(cfg: KernelRidgeConfig):
-    """The kernel's Mercer spectrum on the sphere to degree ``max_degree`` with its tail
-    (cached per kernel, d and L)."""
-    return _spectrum(cfg.kernel, int(cfg.depth), cfg.activation, float(cfg.w_std),
-                     float(cfg.b_std), float(cfg.bandwidth), int(cfg.d), int(cfg.max_degree))
+    """The kernel's Mercer spectrum on the sphere to the truncation degree of
+    :func:`truncation` (``max_degree``, or the one 'auto' picks), with its tail (cached)."""
+    return _spectrum(*_kernel_key(cfg), truncation(cfg).L)
 
 
 def predict(cfg: KernelRidgeConfig, state: dict) -> dict[str, float]:
     """Eigenlearning with multiplicities and the spectral tail (theory/ridge.md R-9–R-11)."""
     del state  # the risk depends on the target only through its power per degree
-    power = degree_power(cfg.degrees, cfg.powers, cfg.max_degree)
-    r = sphere_krr_risk(spectrum(cfg), power, n=cfg.n, ridge=float(cfg.ridge),
-                        noise=float(cfg.noise))
+    L = truncation(cfg).L
+    power = degree_power(cfg.degrees, cfg.powers, L)
+    r = sphere_krr_risk(_spectrum(*_kernel_key(cfg), L), power, n=cfg.n,
+                        ridge=float(cfg.ridge), noise=float(cfg.noise))
     return {"excess_risk": float(r.excess_risk), "test_mse": float(r.test_mse),
             "train_mse": float(r.train_mse)}
 

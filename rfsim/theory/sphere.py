@@ -40,7 +40,11 @@ from rfsim.validation import (
 
 __all__ = [
     "HarmonicTarget",
+    "SpectrumError",
     "SphereSpectrum",
+    "Truncation",
+    "auto_degree",
+    "certify",
     "arccos_kernel",
     "degree_power",
     "exp_kernel_eigenvalues",
@@ -53,6 +57,7 @@ __all__ = [
     "multiplicities",
     "multiplicity",
     "sphere_krr_risk",
+    "roundoff",
     "t_quadrature",
     "trace_residual",
 ]
@@ -279,6 +284,15 @@ def arccos_kernel(order: int) -> Callable[[np.ndarray], np.ndarray]:
 # --------------------------------------------------------------------------- (S-7)
 
 
+class SpectrumError(ValueError):
+    """:func:`kernel_spectrum`'s refusal of an eigenvalue below 0 beyond its round-off:
+    ``degree`` is the first such degree (float64 cannot resolve the spectrum from there)."""
+
+    def __init__(self, degree: int, message: str):
+        super().__init__(message)
+        self.degree = degree
+
+
 class SphereSpectrum(NamedTuple):
     """The first ``L+1`` degrees of a dot-product kernel's spectrum and the rest's moments.
 
@@ -317,9 +331,10 @@ def kernel_spectrum(kfun: Callable, d: int, L: int, *, panels: int | None = None
     tol = 4.0 * np.arange(1, L + 2) * err
     if (lam < -tol).any():
         l = int(np.nonzero(lam < -tol)[0][0])
-        raise ValueError(f"eigenvalues[{l}] = {lam[l]:g} < 0 beyond round-off ({tol[l]:.2g}): "
-                         f"kfun is not a positive semi-definite kernel on the sphere in d = {d}"
-                         " (or is not smooth in arccos t and needs more panels)")
+        raise SpectrumError(l, f"eigenvalues[{l}] = {lam[l]:g} < 0 beyond round-off "
+                            f"({tol[l]:.2g}): kfun is not a positive semi-definite kernel on "
+                            f"the sphere in d = {d} (or is not smooth in arccos t and needs "
+                            "more panels)")
     lam = np.where(np.abs(lam) <= tol, 0.0, lam)
     eps = np.finfo(float).eps
     with np.errstate(over="ignore", invalid="ignore"):
@@ -462,4 +477,110 @@ def sphere_krr_risk(spectrum: SphereSpectrum, target_power, *, n, ridge, noise=0
     length ``L+1`` (:meth:`HarmonicTarget.power`)."""
     lam, N = spectrum.eigenvalues, spectrum.multiplicities
     t = spectrum.tail if tail else (0.0, 0.0)
-    return krr_risk(lam, N, target_power, n=n, ridge=ridge, noise=noise, tail=t)
+    power = np.asarray(target_power, dtype=float)
+    if power.shape != lam.shape:
+        raise ValueError(f"target_power must have one entry per degree 0..{len(lam) - 1} "
+                         f"({len(lam)}), got shape {power.shape}")
+    # degree groups padded with exact zeros (eigenvalue 0, power 0, weight 1: no term
+    # changes) to a power of two, so krr_risk compiles once per size class, not per L
+    pad = max(64, 1 << (len(lam) - 1).bit_length()) - len(lam)
+    lam, N, power = (np.pad(np.asarray(a, dtype=float), (0, pad), constant_values=c)
+                     for a, c in ((lam, 0.0), (N, 1.0), (power, 0.0)))
+    return krr_risk(lam, N, power, n=n, ridge=ridge, noise=noise, tail=t)
+
+
+# --------------------------------------------------------------------------- (S-10), (S-11)
+
+TRUNCATION_RATIO = 1e-2  # (S-10): rho(L) = (largest left-out eigenvalue) / kappa must be <= it
+ROUNDOFF_TOL = 1e-5  # (S-11): the relative round-off estimate of test_mse must be <= it
+DEGREE_LIMIT = 2000  # no truncation beyond it (the quadrature's cost grows like L^2)
+
+
+class Truncation(NamedTuple):
+    """A truncation degree ``L`` and its certificates: ``ratio`` rho(L) of (S-10) (the
+    largest computed eigenvalue of degree ``l > L`` over ``kappa``, the effective ridge (R-1)
+    of the spectrum that reached beyond ``L``), and ``roundoff``, the relative error
+    estimate of (S-11) (None until a target is given)."""
+
+    L: int
+    ratio: float
+    kappa: float
+    roundoff: float | None
+
+
+def _kappa(spectrum: SphereSpectrum, n, ridge) -> float:
+    zero = np.zeros(len(spectrum.eigenvalues))
+    return float(sphere_krr_risk(spectrum, zero, n=n, ridge=ridge).kappa)
+
+
+def certify(spectrum: SphereSpectrum, L: int, d: int, *, n, ridge) -> Truncation:
+    """rho(L) of (S-10): the largest eigenvalue of ``spectrum`` beyond degree ``L`` over
+    ``kappa`` (``spectrum``'s own effective ridge: the most accurate one at hand); a
+    spectrum that ends at ``L`` (``L = max_degree(d)``: nothing beyond is representable)
+    bounds them by ``T1 / N(d, L + 1)`` (positive semi-definiteness, S-7)."""
+    _check_d(d)
+    _check_degree("L", L)
+    lam = spectrum.eigenvalues
+    if len(lam) < L + 1:
+        raise ValueError(f"spectrum must reach degree L = {L} to certify it (S-10), got "
+                         f"degrees up to {len(lam) - 1}")
+    kappa = _kappa(spectrum, n, ridge)
+    if len(lam) > L + 1:
+        top = float(np.max(lam[L + 1:]))
+    else:
+        top = spectrum.tail[0] * math.exp(-log_multiplicities(d, L + 1)[-1])
+    return Truncation(L, top / kappa, kappa, None)
+
+
+def roundoff(spectrum: SphereSpectrum, target_power, *, n, ridge, noise=0.0) -> float:
+    """(S-11): ``|test_mse(T1 + e) - test_mse(T1)| / test_mse`` with ``e`` the spectrum's
+    ``trace_error``, the bound on the round-off of ``T1 = kfun(1) - sum N lambda`` (and the
+    scale of the degrees' own round-off summed with their multiplicities)."""
+    t1, t2 = spectrum.tail
+    base = float(sphere_krr_risk(spectrum, target_power, n=n, ridge=ridge, noise=noise).test_mse)
+    moved = spectrum._replace(tail=(t1 + spectrum.trace_error, t2))
+    other = float(sphere_krr_risk(moved, target_power, n=n, ridge=ridge, noise=noise).test_mse)
+    return abs(other - base) / base if base > 0 else 0.0
+
+
+def auto_degree(spectrum_at: Callable[[int], SphereSpectrum], d: int, *, n, ridge,
+                floor: int = 0, ratio: float = TRUNCATION_RATIO) -> Truncation:
+    """The smallest ``L >= floor`` with rho(L) <= ``ratio`` (S-10), searched in spectra to
+    ``P = 16, 32, 64, ...`` degrees (``spectrum_at(P)``, e.g. a cached
+    :func:`kernel_spectrum`) up to ``min(2000, max_degree(d))``; every rho is taken against
+    the kappa of the probe's spectrum.  ValueError when none qualifies; the
+    :class:`SpectrumError` of a spectrum float64 cannot resolve when even ``floor + 2``
+    degrees are out of reach."""
+    _check_d(d)
+    _check_degree("floor", floor)
+    cap = min(DEGREE_LIMIT, max_degree(d))
+    if floor + 2 > cap:
+        raise ValueError(f"floor must be <= {cap - 2} for d = {d} (S-10 looks 2 degrees "
+                         f"beyond it), got {floor}")
+    P, tried = max(16, 2 * floor + 2), None
+    while True:
+        P = min(P, cap)
+        try:
+            spec = spectrum_at(P)
+        except ValueError as e:
+            if tried is not None:
+                raise ValueError(f"no truncation L <= {tried - 2} has its left-out eigenvalues "
+                                 f"below {ratio:g} kappa (S-10) in d = {d}, and float64 cannot "
+                                 f"resolve the spectrum to degree {P}: {e}") from None
+            if P == floor + 2:
+                raise
+            P = floor + 2  # the least the certificate needs: if float64 cannot reach it, no L
+            continue
+        kappa = _kappa(spec, n, ridge)
+        lam = spec.eigenvalues
+        # rho must hold from L on: the suffix maximum of lambda_l, l > L, within the probe
+        tail_max = np.maximum.accumulate(lam[::-1])[::-1]
+        ok = [L for L in range(floor, P - 1) if tail_max[L + 1] <= ratio * kappa]
+        if ok:
+            return Truncation(ok[0], float(tail_max[ok[0] + 1]) / kappa, kappa, None)
+        tried = P
+        if P >= cap:
+            raise ValueError(f"no truncation L <= {P - 2} has its left-out eigenvalues below "
+                             f"{ratio:g} kappa (S-10) in d = {d}: kappa = {kappa:.3g} at n = {n},"
+                             f" ridge = {ridge:g}, and lambda_{P - 1} = {lam[P - 1]:.3g}")
+        P *= 2
