@@ -9,11 +9,17 @@ from helpers import keys
 
 import rfsim.models.mlp_kernel as fam
 from rfsim.check import evaluate
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import get_model
 
 WIDTHS = (64, 256, 1024)
 SEEDS = 6
 RATE = {"kind": "rate", "x": "width", "expected": -0.5, "tolerance": 0.08, "max_abs_z": 3.0}
+
+
+def seed_keys(n: int, seed: int = 0) -> SeedKeys:
+    """``n`` seeds' (data, model) keys, fixed and independent."""
+    return SeedKeys(keys(n, seed), keys(n, seed + 10_000))
 
 
 def _rows(monkeypatch=None, scale=1.0):
@@ -25,7 +31,7 @@ def _rows(monkeypatch=None, scale=1.0):
     rows = []
     for width in WIDTHS:
         cfg = fam.MLPKernelConfig(width=width, depth=1, n_inputs=8, d=4, w_std=1.2, b_std=0.1)
-        out = jax.jit(jax.vmap(fam.simulate, in_axes=(0, None)))(keys(SEEDS, width), cfg)
+        out = jax.jit(jax.vmap(fam.simulate, in_axes=(0, None)))(seed_keys(SEEDS, width), cfg)
         for metric, v in out.items():
             v = np.asarray(v)
             rows.append({"width": str(width), "metric": metric, "mean": repr(float(v.mean())),

@@ -11,6 +11,7 @@ from helpers import keys
 
 import rfsim.models.structured_weights as fam
 from rfsim.check import evaluate
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import get_model
 
 WIDTHS = (32, 128, 512)
@@ -19,13 +20,18 @@ RATE = {"kind": "rate", "x": "width", "expected": -0.5, "tolerance": 0.12, "max_
         "metric": "nngp_error"}
 
 
+def seed_keys(n: int, seed: int = 0) -> SeedKeys:
+    """``n`` seeds' (data, model) keys, fixed and independent."""
+    return SeedKeys(keys(n, seed), keys(n, seed + 10_000))
+
+
 def _rows(kind, factor=1.0):
     rows = []
     for width in WIDTHS:
         cfg = fam.StructuredWeightsConfig(width=width, kind=kind, depth=2, n_inputs=6, d=4,
                                           variance_factor=factor)
         v = np.asarray(jax.jit(jax.vmap(fam.simulate, in_axes=(0, None)))(
-            keys(SEEDS, width), cfg)["nngp_error"])
+            seed_keys(SEEDS, width), cfg)["nngp_error"])
         rows.append({"width": str(width), "metric": "nngp_error", "mean": repr(float(v.mean())),
                      "sem": repr(float(v.std(ddof=1) / np.sqrt(SEEDS))), "theory": "",
                      "n_seeds": str(SEEDS)})

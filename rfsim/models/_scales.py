@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.validation import float64_hint, float_dtype
+from rfsim.networks import check_architecture
+from rfsim.validation import MAX_SIZE, float64_hint, float_dtype
 
 
 def _show(v: float) -> str:
@@ -98,6 +99,19 @@ def require_network_scales(*, w_std, b_std, depth: int, activation: str, gets=("
             f"{_show(value)}: k(x, x) = {_show(k)} for depth = {depth}, activation = "
             f"{activation}, w_std = {_show(float(w_std))}, b_std = {_show(b)}"
             + float64_hint(dtype, lead="; or "))
+
+
+def check_network(cfg, *, min_depth: int = 0, max_depth: int = MAX_SIZE, why: str = "",
+                  gets=("nngp", "ntk")) -> None:
+    """A network family's architecture fields, validated once: the fields themselves
+    (:func:`rfsim.networks.check_architecture`), then the scales the network and its closed
+    forms form from them (:func:`require_network_scales`)."""
+    check_architecture(cfg, min_depth=min_depth, max_depth=max_depth, why=why)
+    standard = getattr(cfg, "parameterization", "ntk") == "standard"
+    require_network_scales(w_std=cfg.w_std, b_std=cfg.b_std, depth=cfg.depth,
+                           activation=cfg.activation, gets=gets,
+                           parameterization=getattr(cfg, "parameterization", "ntk"),
+                           width=cfg.width if standard else None, family="the network")
 
 
 def working_set(peak_floats: float) -> int:

@@ -3,13 +3,13 @@ infinite-width limits (theory/kernels.md K-7 – K-11).
 
 One seed: ``n_inputs`` inputs uniform on the sphere of radius sqrt(d) (so ||x||^2/d = 1), a
 network of ``depth`` hidden layers of ``width`` units drawn at initialization
-(:func:`rfsim.kernels.mlp`, the conventions of K-7 / K-10), and
+(:func:`rfsim.networks.mlp`, the conventions of K-7 / K-10), and
 
 * ``ntk_error = ||Theta_emp - Theta||_F / ||Theta||_F``: the empirical NTK (all parameters'
-  gradients, :func:`rfsim.kernels.empirical_ntk`) against the closed form (K-9 / K-10);
+  gradients, :func:`rfsim.empirical_kernels.empirical_ntk`) against the closed form (K-9 / K-10);
 * ``nngp_error = ||K_cond - K||_F / ||K||_F``: the conditional NNGP of the drawn hidden
   layers, ``w_std^2 phi(h^L).phi(h^L)'/width + b_std^2`` (the output covariance over the
-  readout weights alone, :func:`rfsim.kernels.conditional_nngp`), against the NNGP (K-8).
+  readout weights alone, :func:`rfsim.empirical_kernels.conditional_nngp`), against the NNGP (K-8).
 
 Both are random with mean ``O(width^{-1/2})`` (the hidden layers' empirical kernels
 fluctuate like a sum of ``width`` i.i.d. terms; theory/kernels.md §2, regime of validity),
@@ -19,22 +19,16 @@ There is no per-point prediction (``predict`` is None): the closed form enters t
 
 from __future__ import annotations
 
-import jax
-
-from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, static
-from rfsim.features import sphere_inputs
-from rfsim.kernels import conditional_nngp, empirical_ntk, mlp
+from rfsim.data import sphere_inputs
+from rfsim.empirical_kernels import conditional_nngp, empirical_ntk
 from rfsim.models import register
-from rfsim.models._scales import relative_frobenius, require_network_scales, working_set
-from rfsim.theory.kernels import PARAMETERIZATIONS, kernels
-from rfsim.validation import require, require_choice, require_int, require_nonnegative
+from rfsim.models._scales import check_network, relative_frobenius, working_set
+from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, mlp
+from rfsim.theory.kernels import kernels
+from rfsim.validation import require_int
 
-
-# The network, its empirical NTK and the closed forms are unrolled layer by layer: the --quick
-# grid of experiments/mlp_kernel_width.toml (widths 64-256, 4 seeds) took 49 s at depth 30 and
-# 387 s at depth 100 (2 CPU cores), so depth is capped where a run stays about a minute.
-MAX_DEPTH = 32
+MAX_DEPTH = MAX_UNROLLED_DEPTH
 
 
 @model_config
@@ -44,39 +38,27 @@ class MLPKernelConfig:
                         f"0..{MAX_DEPTH}")
     activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, leaky_relu, ...")
     parameterization: str = static("ntk", doc="'ntk' or 'standard' (theory/kernels.md K-10)")
-    n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))")
-    d: int = static(8, doc="input dimension")
+    n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))",
+                           data=True)
+    d: int = static(8, doc="input dimension", data=True)
     w_std: float = static(1.0, doc="weight scale sigma_w")
     b_std: float = static(0.0, doc="bias scale sigma_b (biases always present)")
 
     def validate(self):
-        require_int("width", self.width)
-        require_int("depth", self.depth, minimum=0)
-        if self.depth > MAX_DEPTH:
-            raise ValueError(f"depth must be <= {MAX_DEPTH} (the network is unrolled layer by "
-                             f"layer: compilation and memory grow with depth, and depth 100 "
-                             f"took minutes per width), got {self.depth}")
         require_int("n_inputs", self.n_inputs, minimum=2)
         require_int("d", self.d)
-        require_choice("activation", self.activation, ACTIVATIONS, listed=sorted(ACTIVATIONS))
-        require_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
-        require("w_std", self.w_std, lambda a: a > 0, "> 0")
-        require_nonnegative("b_std", self.b_std)
         # the closed forms and the network form w_std^2 ||x||^2/d, b_std^2 and kernels that
         # grow like w_std^(2 depth): refuse scales they cannot hold, naming the field
-        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
-                               activation=self.activation, parameterization=self.parameterization,
-                               width=self.width if self.parameterization == "standard" else None,
-                               family="the network")
+        check_network(self, max_depth=MAX_DEPTH, why=UNROLLED)
 
 
-def simulate(key: jax.Array, cfg: MLPKernelConfig) -> dict[str, jax.Array]:
-    """One network at initialization on one draw of inputs: relative Frobenius errors."""
-    k_x, k_w = jax.random.split(key)
-    x = sphere_inputs(k_x, cfg.n_inputs, cfg.d)
+def simulate(keys, cfg: MLPKernelConfig, state=None) -> dict:
+    """One network at initialization (``keys.model``) on one draw of inputs
+    (``keys.data``): relative Frobenius errors."""
+    x = sphere_inputs(keys.data, cfg.n_inputs, cfg.d)
     arch = dict(depth=cfg.depth, activation=cfg.activation, w_std=float(cfg.w_std),
                 b_std=float(cfg.b_std), parameterization=cfg.parameterization)
-    apply_fn, params = mlp(k_w, cfg.d, width=cfg.width, **arch)
+    apply_fn, params = mlp(keys.model, cfg.d, width=cfg.width, **arch)
     limit = kernels(x, width=cfg.width, **arch)
     return {
         "ntk_error": relative_frobenius(empirical_ntk(apply_fn, params, x), limit.ntk),

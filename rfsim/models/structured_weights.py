@@ -9,7 +9,7 @@ b_std b^{l+1}``, whose hidden-to-hidden matrices ``W^2 ... W^depth`` (``width x 
 of one ``kind`` (SP-10), each normalized so that its entries have mean 0 and variance 1:
 
 * ``iid``: ``W_ij ~ N(0, 1)``;
-* ``orthogonal``: ``W = sqrt(n) Q``, ``Q`` Haar on O(n) (:func:`rfsim.features.haar_orthogonal`);
+* ``orthogonal``: ``W = sqrt(n) Q``, ``Q`` Haar on O(n) (:func:`rfsim.networks.haar_orthogonal`);
 * ``low_rank``: ``W = U V^T / sqrt(r)``, ``U, V`` of shape ``(n, r)`` with N(0, 1) entries,
   ``r = max(1, round(rank_fraction * width))`` (static).  The pseudo-iid conditions of the
   paper need the rank to grow with the width (a fixed rank leaves a random, rank-``r``
@@ -20,10 +20,13 @@ of one ``kind`` (SP-10), each normalized so that its entries have mean 0 and var
 The first layer is i.i.d. for every kind: its fan-in ``d`` stays fixed as the width grows,
 so a sparse or low-rank input layer would keep non-Gaussian pre-activations (a Gaussian scale
 mixture over the mask) at any width, outside the paper's setting.  Biases are i.i.d. N(0, 1).
+The network is :func:`rfsim.networks.mlp` with ``kind`` (theory/networks.md N-2), drawn from
+the seed's model key; the inputs from its data key (:func:`rfsim.data.sphere_inputs`).
 
 Metric ``nngp_error = ||K_cond - v K||_F / ||v K||_F``: ``K_cond = w_std^2 phi(h^L)
 phi(h^L)^T / n + b_std^2`` is the output covariance given the hidden layers (the readout's
-weights alone random) and ``K`` the closed-form NNGP (K-8) of
+weights alone random; :func:`rfsim.empirical_kernels.conditional_nngp`) and ``K`` the
+closed-form NNGP (K-8) of
 :func:`rfsim.theory.kernels.nngp` with the weight variance multiplied by the kind's factor
 ``variance_factor`` (SP-11; 1 for all four kinds with the normalizations above, so ``v K``
 means the NNGP at ``w_std * sqrt(variance_factor)``).  Like ``mlp-kernel``'s, the error is
@@ -35,22 +38,23 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
-
-from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, static
-from rfsim.features import haar_orthogonal, sphere_inputs
+from rfsim.data import sphere_inputs
+from rfsim.empirical_kernels import conditional_nngp
 from rfsim.models import register
-from rfsim.models._scales import relative_frobenius, require_network_scales, working_set
+from rfsim.models._scales import (
+    check_network,
+    relative_frobenius,
+    require_network_scales,
+    working_set,
+)
+from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, WEIGHT_KINDS, mlp
+from rfsim.networks import hidden_weights as _hidden_weights
 from rfsim.theory.kernels import nngp
-from rfsim.validation import closest, require, require_int, require_nonnegative
+from rfsim.validation import require, require_choice, require_int
 
-KINDS = ("iid", "orthogonal", "low_rank", "sparse")
-# every hidden layer is drawn and applied unrolled: experiments/structured_weights_nngp.toml at
-# depth 100 (4 kinds x widths 64-256, 4 seeds) took 843 s and 6 GB; capped where a run stays
-# about a minute
-MAX_DEPTH = 32
+KINDS = WEIGHT_KINDS
+MAX_DEPTH = MAX_UNROLLED_DEPTH
 
 
 @model_config
@@ -59,8 +63,9 @@ class StructuredWeightsConfig:
     kind: str = static("iid", doc="hidden weights: iid, orthogonal, low_rank or sparse")
     depth: int = static(2, doc="hidden layers (>= 2: layers 2..depth are structured)")
     activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, ...")
-    n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))")
-    d: int = static(8, doc="input dimension")
+    n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))",
+                           data=True)
+    d: int = static(8, doc="input dimension", data=True)
     w_std: float = static(1.4142135623730951, doc="weight scale sigma_w")
     b_std: float = static(0.1, doc="bias scale sigma_b")
     rank_fraction: float = static(0.25, doc="low_rank: r = max(1, round(rank_fraction * "
@@ -70,22 +75,9 @@ class StructuredWeightsConfig:
                                     "variance_factor * w_std^2 (1 for every kind here)")
 
     def validate(self):
-        require_int("width", self.width)
-        require_int("depth", self.depth, minimum=2)
-        if self.depth > MAX_DEPTH:
-            raise ValueError(f"depth must be <= {MAX_DEPTH} (the network is unrolled layer by "
-                             f"layer: compilation and memory grow with depth, and depth 100 "
-                             f"took minutes per width), got {self.depth}")
         require_int("n_inputs", self.n_inputs, minimum=2)
         require_int("d", self.d)
-        if not isinstance(self.kind, str) or self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {list(KINDS)}, got {self.kind!r}"
-                             + closest(str(self.kind), KINDS))
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
-        require("w_std", self.w_std, lambda a: a > 0, "> 0")
-        require_nonnegative("b_std", self.b_std)
+        require_choice("kind", self.kind, KINDS)
         require("rank_fraction", self.rank_fraction, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
         require("density", self.density, lambda a: (a > 0) & (a <= 1), "in (0, 1]")
         require("variance_factor", self.variance_factor, lambda a: a > 0, "> 0")
@@ -97,9 +89,7 @@ class StructuredWeightsConfig:
                                  f"{value!r} with kind = {self.kind!r}: remove it")
         # the network forms w_std^2 ||x||^2/d and b_std^2; the NNGP it is compared with is
         # evaluated at w_std sqrt(variance_factor): both must stay in range
-        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
-                               activation=self.activation, gets=("nngp",),
-                               family="the network")
+        check_network(self, min_depth=2, max_depth=MAX_DEPTH, why=UNROLLED, gets=("nngp",))
         try:
             require_network_scales(w_std=float(self.w_std) * math.sqrt(float(
                 self.variance_factor)), b_std=self.b_std, depth=self.depth,
@@ -114,64 +104,38 @@ class StructuredWeightsConfig:
         return max(1, round(self.rank_fraction * self.width))
 
 
-def hidden_weights(key: jax.Array, cfg: StructuredWeightsConfig, dtype=None) -> jax.Array:
-    """One ``width x width`` hidden matrix of ``cfg.kind`` with unit-variance entries (SP-10)."""
-    dtype = jnp.result_type(float) if dtype is None else dtype
-    n = cfg.width
-    if cfg.kind == "iid":
-        return jax.random.normal(key, (n, n), dtype)
-    if cfg.kind == "orthogonal":
-        return math.sqrt(n) * haar_orthogonal(key, n, dtype)
-    if cfg.kind == "low_rank":
-        k_u, k_v = jax.random.split(key)
-        r = cfg.rank
-        U = jax.random.normal(k_u, (n, r), dtype)
-        V = jax.random.normal(k_v, (n, r), dtype)
-        return (U @ V.T) / math.sqrt(r)
-    k_m, k_g = jax.random.split(key)
-    p = float(cfg.density)
-    mask = jax.random.bernoulli(k_m, p, (n, n))
-    return jnp.where(mask, jax.random.normal(k_g, (n, n), dtype), 0.0) / math.sqrt(p)
+def hidden_weights(key, cfg: StructuredWeightsConfig, dtype=None):
+    """One ``width x width`` hidden matrix of ``cfg.kind`` with unit-variance entries (SP-10):
+    :func:`rfsim.networks.hidden_weights` with the config's rank and density."""
+    return _hidden_weights(key, cfg.width, cfg.kind, rank=cfg.rank, density=float(cfg.density),
+                          dtype=dtype)
 
 
-def conditional_nngp(key: jax.Array, cfg: StructuredWeightsConfig, x: jax.Array):
-    """``w^2 phi(h^L) phi(h^L)^T / n + b^2`` of one network drawn from ``key``."""
-    sigma = get_activation(cfg.activation)
-    dtype = x.dtype
-    w, b, n = float(cfg.w_std), float(cfg.b_std), cfg.width
-    keys = jax.random.split(key, 2 * cfg.depth)
-    W1 = jax.random.normal(keys[0], (n, cfg.d), dtype)
-    h = (w / math.sqrt(cfg.d)) * (x @ W1.T) + b * jax.random.normal(keys[1], (n,), dtype)
-    for l in range(1, cfg.depth):
-        W = hidden_weights(keys[2 * l], cfg, dtype)
-        h = (w / math.sqrt(n)) * (sigma(h) @ W.T) + b * jax.random.normal(keys[2 * l + 1],
-                                                                         (n,), dtype)
-    a = sigma(h)
-    return (w * w) * (a @ a.T) / n + b * b
-
-
-def simulate(key: jax.Array, cfg: StructuredWeightsConfig) -> dict[str, jax.Array]:
-    """One network on one draw of inputs: the relative Frobenius error of its conditional
-    NNGP against the closed form (SP-12)."""
-    k_x, k_w = jax.random.split(key)
-    x = sphere_inputs(k_x, cfg.n_inputs, cfg.d)
-    K_cond = conditional_nngp(k_w, cfg, x)
+def simulate(keys, cfg: StructuredWeightsConfig, state=None) -> dict:
+    """One network (``keys.model``) on one draw of inputs (``keys.data``): the relative
+    Frobenius error of its conditional NNGP against the closed form (SP-12)."""
+    x = sphere_inputs(keys.data, cfg.n_inputs, cfg.d)
+    apply_fn, params = mlp(keys.model, cfg.d, depth=cfg.depth, width=cfg.width,
+                           activation=cfg.activation, w_std=float(cfg.w_std),
+                           b_std=float(cfg.b_std), kind=cfg.kind, rank=cfg.rank,
+                           density=float(cfg.density))
     limit = nngp(x, depth=cfg.depth, activation=cfg.activation,
                  w_std=float(cfg.w_std) * math.sqrt(float(cfg.variance_factor)),
                  b_std=float(cfg.b_std))
-    return {"nngp_error": relative_frobenius(K_cond, limit)}
+    return {"nngp_error": relative_frobenius(conditional_nngp(apply_fn, params, x), limit)}
 
 
 def memory(cfg: StructuredWeightsConfig) -> int:
-    """One seed's peak working set (floats): a hidden matrix
-    being drawn (2 width^2: the draw and its product or factorization; 3 for sparse: the
-    mask, the Gaussian entries and the product), the first layer, the activations
-    (3 n_inputs width (depth + 1)) and the n_inputs x n_inputs kernels ((depth + 4) n_inputs^2)."""
-    w, n = cfg.width, cfg.n_inputs
-    c = 3 if cfg.kind == "sparse" else 2
-    return working_set(c * w * w + 2 * w * cfg.d + 3 * n * w * (cfg.depth + 1)
-                    + (cfg.depth + 4) * n * n)
-
+    """One seed's peak working set (floats): the network's parameters P, twice (the one
+    standard-normal draw of :func:`rfsim.networks.draw` and the arrays cut from it), a
+    structured hidden matrix being drawn (2 width^2: the draw and its product or
+    factorization; 3 for sparse: the mask, the Gaussian entries and the product), the
+    activations (3 n_inputs width (depth + 1)) and the n_inputs x n_inputs kernels
+    ((depth + 4) n_inputs^2)."""
+    w, n, L = cfg.width, cfg.n_inputs, cfg.depth
+    params = w * w * (L - 1) + cfg.d * w + w * (L + 1) + w
+    c = 0 if cfg.kind == "iid" else 3 if cfg.kind == "sparse" else 2
+    return working_set(2 * params + c * w * w + 3 * n * w * (L + 1) + (L + 4) * n * n)
 
 MODEL = register(
     "structured-weights",
