@@ -415,9 +415,14 @@ def test_each_kind_is_a_frozen_spec_with_its_defaults():
     assert (s.kind, s.max_abs_z, s.rel_tol, s.abs_tol) == ("statistical", 4.0, 0.0, 0.0)
     assert parse({"kind": "exact", "metric": "risk"}).rel_tol == 1e-8
     r = parse(RATE)
-    assert (r.x_min, r.x_max, r.value) == (-math.inf, math.inf, "mean")
+    assert (r.x_min, r.x_max, r.span, r.value) == (None, None, (-math.inf, math.inf), "mean")
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.expected = 0.0
+    from rfsim.checks import Statistical
+
+    assert Statistical(metric="risk", max_abs_z=3).evaluate(AGREE).passed  # built directly
+    with pytest.raises(ValueError, match="max_abs_z must be >= 0, got -1"):
+        Statistical(metric="risk", max_abs_z=-1)  # validated on construction, like parse
     assert KINDS["rate"].keys() == ("kind", "name", "metric", "where", "x", "optimize",
                                     "argmin_of", "value", "expected", "tolerance",
                                     "max_abs_z", "x_min", "x_max")

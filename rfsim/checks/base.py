@@ -1,12 +1,14 @@
 """A check kind is a frozen spec: its keys, their defaults and their validation, and how it
 judges a summary table.
 
-``parse(table)`` turns a ``[[check]]`` table into the spec of its kind (validated once:
-kind, keys, types, required keys; with the experiment's columns, also the names it uses),
-and ``spec.evaluate(summary)`` gives the :class:`Verdict`.  A kind is a subclass of
-:class:`Check` registered in :data:`KINDS` (``@register``): its dataclass fields are the
-keys it accepts, their defaults the defaults, ``_validate`` its own rules and ``judge`` the
-claim -- in the spirit of optax's gradient transformations, a small frozen object per kind.
+``parse(table)`` turns a ``[[check]]`` table into the spec of its kind (kind and keys
+checked; the spec validates its own values on construction: types, required keys and the
+kind's rules), and ``spec.evaluate(summary)`` gives the :class:`Verdict`.  A kind is a
+subclass of :class:`Check` registered in :data:`KINDS` (``@register``): its dataclass fields
+are the keys it accepts, their defaults the defaults (``None``: not given), ``_validate``
+its own rules and ``judge`` the claim -- in the spirit of optax's gradient transformations,
+a small frozen object per kind (``Statistical(metric="risk", max_abs_z=3)`` works as well as
+its TOML table).
 """
 
 from __future__ import annotations
@@ -59,9 +61,31 @@ class Check:
         own = tuple(f.name for f in dataclasses.fields(cls) if f.name not in COMMON_KEYS)
         return COMMON_KEYS + own
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        """The kind's own rules, after keys, types and required keys (default: none)."""
+    def __post_init__(self):
+        label = self.label()
+        for key in STRING_KEYS:
+            v = getattr(self, key, None)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{label}: {key} must be a string, got {v!r}")
+        for key in NUMBER_KEYS:
+            v = getattr(self, key, None)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{label}: {key} must be a finite number, got {v!r}")
+            if key in NONNEGATIVE_KEYS and v < 0:
+                raise ValueError(f"{label}: {key} must be >= 0, got {v!r}")
+        self._validate(label)
+        if not isinstance(self.where, dict):
+            raise ValueError(f"{label}: where must be a table {{param = value or [values]}}, "
+                             f"got {self.where!r}")
+        for k, v in self.where.items():
+            if not where_value_ok(v):
+                raise ValueError(f"{label}: where {k} must be a value or a non-empty list of "
+                                 f"values, got {v!r}")
+
+    def _validate(self, label: str) -> None:
+        """The kind's own rules, after the types (default: none)."""
 
     def judge(self, table: SummaryTable) -> tuple[bool, str]:
         raise NotImplementedError
@@ -72,7 +96,7 @@ class Check:
         return Verdict(self.name or default_name, self.kind, bool(passed), figure)
 
     def label(self) -> str:
-        return f"check {self.name!r}" if self.name is not None else "check"
+        return f"check {self.name!r}" if isinstance(self.name, str) else "check"
 
 
 KINDS: dict[str, type[Check]] = {}
@@ -110,29 +134,10 @@ def parse(spec: dict) -> Check:
             raise ValueError(f"unknown check key {key!r}{hint}; allowed: {', '.join(allowed)}")
     if "metric" not in spec:
         raise ValueError("each [[check]] needs a `metric = \"...\"` line")
-    for key in STRING_KEYS:
-        if key in spec and not isinstance(spec[key], str):
-            raise ValueError(f"{label}: {key} must be a string, got {spec[key]!r}")
-    for key in NUMBER_KEYS:
-        if key in spec:
-            v = spec[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{label}: {key} must be a finite number, got {v!r}")
-            if key in NONNEGATIVE_KEYS and v < 0:
-                raise ValueError(f"{label}: {key} must be >= 0, got {v!r}")
     for key in cls.REQUIRED:
         if key not in spec:
             raise ValueError(f"{label}: a {kind} check needs `{REQUIRED_HINTS[key]}`")
-    cls._validate(spec, label)
-    where = spec.get("where", {})
-    if not isinstance(where, dict):
-        raise ValueError(f"{label}: where must be a table {{param = value or [values]}}, "
-                         f"got {where!r}")
-    for k, v in where.items():
-        if not where_value_ok(v):
-            raise ValueError(f"{label}: where {k} must be a value or a non-empty list of "
-                             f"values, got {v!r}")
-    return cls(**{k: v for k, v in spec.items() if k != "kind"})
+    return cls(**{k: v for k, v in spec.items() if k != "kind"})  # validates its values
 
 
 def where_value_ok(v) -> bool:

@@ -59,12 +59,11 @@ class Bound(Check):
     kind = "bound"
     REQUIRED = ("bound",)
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        if "max_ratio" in spec and spec["max_ratio"] < 1:
+    def _validate(self, label: str) -> None:
+        if self.max_ratio is not None and self.max_ratio < 1:
             raise ValueError(f"{label}: max_ratio must be >= 1 (a bound that holds is >= the "
-                             f"mean), got {spec['max_ratio']!r}")
-        validate_bound(spec["bound"], label)
+                             f"mean), got {self.max_ratio!r}")
+        validate_bound(self.bound, label)
 
     def judge(self, table: SummaryTable) -> tuple[bool, str]:
         given, metric = self.bound, self.metric

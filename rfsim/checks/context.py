@@ -78,7 +78,7 @@ def _validate_rate_range(check, label, have) -> None:
     xs = _numbers(have)
     if xs is None:
         raise ValueError(f"{label}: x = {x!r} must be numeric for a rate")
-    lo, hi = check.x_min, check.x_max
+    lo, hi = check.span
     if x in check.where:
         want = check.where[x]
         wants = want if isinstance(want, list) else [want]

@@ -26,11 +26,9 @@ class CurveCheck(Check):
 
     REQUIRED = ("x",)
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        if spec.get("value", "mean") not in ("mean", "theory"):
-            raise ValueError(f"{label}: value must be 'mean' or 'theory', got "
-                             f"{spec['value']!r}")
+    def _validate(self, label: str) -> None:
+        if self.value not in ("mean", "theory"):
+            raise ValueError(f"{label}: value must be 'mean' or 'theory', got {self.value!r}")
 
     def curve_rows(self, table: SummaryTable) -> tuple[list[dict], list[str]]:
         """The rows the check reads, and the columns that tell its curves apart."""

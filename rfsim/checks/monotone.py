@@ -24,12 +24,11 @@ class Monotone(CurveCheck):
 
     kind = "monotone"
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        super()._validate(spec, label)
-        if spec.get("direction", "nonincreasing") not in DIRECTIONS:
+    def _validate(self, label: str) -> None:
+        super()._validate(label)
+        if self.direction not in DIRECTIONS:
             raise ValueError(f"{label}: direction must be 'nonincreasing' or 'nondecreasing', "
-                             f"got {spec['direction']!r}")
+                             f"got {self.direction!r}")
 
     def judge(self, table: SummaryTable) -> tuple[bool, str]:
         sign = 1.0 if self.direction == "nonincreasing" else -1.0

@@ -45,23 +45,28 @@ class Rate(CurveCheck):
     expected: float
     tolerance: float
     max_abs_z: float = 0.0
-    x_min: float = -math.inf
-    x_max: float = math.inf
+    x_min: float | None = None  # None: no lower end
+    x_max: float | None = None
 
     kind = "rate"
     REQUIRED = ("x", "expected", "tolerance")
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        super()._validate(spec, label)
-        if "x_min" in spec and "x_max" in spec and not spec["x_min"] < spec["x_max"]:
-            raise ValueError(f"{label}: x_min must be < x_max, got {spec['x_min']!r} and "
-                             f"{spec['x_max']!r}")
+    def _validate(self, label: str) -> None:
+        super()._validate(label)
+        if self.x_min is not None and self.x_max is not None and not self.x_min < self.x_max:
+            raise ValueError(f"{label}: x_min must be < x_max, got {self.x_min!r} and "
+                             f"{self.x_max!r}")
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """``[x_min, x_max]`` of the fit (infinite where not given)."""
+        return (-math.inf if self.x_min is None else float(self.x_min),
+                math.inf if self.x_max is None else float(self.x_max))
 
     def judge(self, table: SummaryTable) -> tuple[bool, str]:
         expected, tol = float(self.expected), float(self.tolerance)
         max_z = float(self.max_abs_z)
-        lo, hi = float(self.x_min), float(self.x_max)
+        lo, hi = self.span
         use, x = self.value, self.x
         weighted = use == "mean"
         _, others = self.curve_rows(table)

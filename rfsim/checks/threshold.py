@@ -19,10 +19,9 @@ class Threshold(CurveCheck):
 
     kind = "threshold"
 
-    @classmethod
-    def _validate(cls, spec: dict, label: str) -> None:
-        super()._validate(spec, label)
-        if "below" not in spec and "above" not in spec:
+    def _validate(self, label: str) -> None:
+        super()._validate(label)
+        if self.below is None and self.above is None:
             raise ValueError(f"{label}: a threshold check needs `below` or `above`")
 
     def judge(self, table: SummaryTable) -> tuple[bool, str]:

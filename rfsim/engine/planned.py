@@ -377,7 +377,7 @@ def _check_curves(check, kind: str, sels: list[_Selection], grid: list[str],
         if judge is not None and judge not in fam.model.metrics:
             raise ValueError(f"{label}: argmin_of {judge!r} is not a metric of family "
                              f"{fam.name!r} (its metrics: {', '.join(fam.model.metrics)})")
-    lo, hi = getattr(check, "x_min", -math.inf), getattr(check, "x_max", math.inf)
+    lo, hi = check.span if hasattr(check, "span") else (-math.inf, math.inf)
     curves: dict[tuple, set[float]] = {}
     others = [k for k in grid if k not in (x, opt)]
     parsed: dict[str, float] = {}
