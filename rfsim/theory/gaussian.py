@@ -331,8 +331,17 @@ def polar_two_point(fn, qx, qy, c, order: int = QUADRATURE_ORDER):
     / (2 pi).  The angle is split where cos psi or cos(psi - theta) changes sign, so an
     activation smooth away from 0 (relu, leaky relu, abs, and their autodiff derivatives
     included) is integrated to round-off; Gauss–Legendre on each of the four arcs
-    (``order`` nodes) and on r in [0, 10] (``2 order`` nodes).  Inputs broadcast together."""
+    (``order`` nodes) and on r in [0, 10] (``2 order`` nodes).  Inputs broadcast together;
+    compiled once per (fn, order, shape) when ``fn`` is hashable."""
     qx, qy, c = jnp.broadcast_arrays(as_floating(qx), as_floating(qy), as_floating(c))
+    try:
+        hash(fn)
+    except TypeError:
+        return _polar(fn, int(order), qx, qy, c)
+    return _polar_jit(fn, int(order), qx, qy, c)
+
+
+def _polar(fn, order, qx, qy, c):
     shape = qx.shape
     dt = qx.dtype
     t, wt, r, wr = (jnp.asarray(a, dt) for a in _polar_rule(order))
@@ -359,3 +368,6 @@ def polar_two_point(fn, qx, qy, c, order: int = QUADRATURE_ORDER):
     blocks = [x.reshape(-1, _CHUNK) for x in flat]
     out = jax.lax.map(chunk, tuple(blocks)).reshape(-1)[:size]
     return out.reshape(shape)
+
+
+_polar_jit = jax.jit(_polar, static_argnums=(0, 1))
