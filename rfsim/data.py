@@ -9,6 +9,7 @@ data key (so two families with the same data fields see byte-identical draws).
   ``N`` keys on the unit sphere ``S^{d-1}``, D-3).
 * Keys: :func:`data_keys` splits a data key by purpose, in one fixed order (D-0).
 * Targets: :func:`powerlaw_target` (the linear teacher of theory/ridge.md §5, deterministic),
+  :func:`linear_quadratic_target` (Mei-Montanari's, deterministic),
   :func:`harmonic_draw` (the random part of a harmonic target, theory/sphere.md S-8; the
   normalization is :meth:`rfsim.theory.sphere.HarmonicTarget.from_draw`), :func:`label_noise`.
 
@@ -35,6 +36,7 @@ __all__ = [
     "gaussian_inputs",
     "harmonic_draw",
     "label_noise",
+    "linear_quadratic_target",
     "powerlaw_spectrum",
     "powerlaw_target",
     "sphere_inputs",
@@ -120,6 +122,16 @@ def powerlaw_target(eigenvalues: jax.Array, decay, signal=1.0) -> jax.Array:
     raw = i ** (-0.5 * jnp.asarray(decay, i.dtype))
     power = (eigenvalues * raw**2).sum()
     return raw * jnp.sqrt(jnp.asarray(signal, i.dtype) / power)
+
+
+def linear_quadratic_target(x: jax.Array, linear_power, quadratic_power) -> jax.Array:
+    """``f(x) = sqrt(linear_power) x_1 + sqrt(quadratic_power (d+2)/d) x_1 x_2`` for ``x``
+    on the sphere of radius ``sqrt(d)`` (D-6; theory/random_features.md RF-1): the linear
+    part has power ``linear_power``, the degree-2 part ``x_1 x_2`` (orthogonal to every
+    polynomial of degree <= 1) exactly ``quadratic_power``.  Deterministic; ``d >= 2``."""
+    d = x.shape[-1]
+    c = jnp.sqrt(jnp.asarray(quadratic_power, x.dtype) * (d + 2) / d)
+    return jnp.sqrt(jnp.asarray(linear_power, x.dtype)) * x[..., 0] + c * x[..., 0] * x[..., 1]
 
 
 def label_noise(key, n: int, variance, dtype=None) -> jax.Array:

@@ -15,6 +15,8 @@ import pytest
 
 import rfsim.models.rf_gaussian as rfg
 from rfsim.config import param_fields
+from rfsim.data import data_keys
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import get_model
 from rfsim.theory.ridge import ridge_risk
 
@@ -23,9 +25,14 @@ SEEDS = 16
 BASE = {"n_modes": 1000, "spectrum_decay": 1.2, "target_decay": 1.4}
 
 
+def sk(key):
+    """A seed's SeedKeys from one key: data = key, model = fold_in(key, 99)."""
+    return SeedKeys(key, jax.random.fold_in(key, 99))
+
+
 def seed_keys(count=SEEDS):
     root = jax.random.key(0)
-    return jnp.stack([jax.random.fold_in(root, s) for s in range(count)])
+    return jax.vmap(sk)(jnp.stack([jax.random.fold_in(root, s) for s in range(count)]))
 
 
 def with_ridge(cfg, ridge):
@@ -36,7 +43,7 @@ def with_ridge(cfg, ridge):
 
 def simulate_grid(cfg, ridges):
     """metrics[name] of shape (seeds, ridges); the ridge vmap shares one eigendecomposition."""
-    one = lambda key, r: rfg.simulate(key, with_ridge(cfg, r))
+    one = lambda keys, r: rfg.simulate(keys, with_ridge(cfg, r))
     fn = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))
     return {k: np.asarray(v) for k, v in fn(seed_keys(), jnp.asarray(ridges)).items()}
 
@@ -55,7 +62,7 @@ def test_registered_with_contract():
     assert model is rfg.MODEL
     assert model.metrics == ("excess_risk", "test_mse", "train_mse", "fit_ratio")
     cfg = rfg.RFGaussianConfig(n=20, n_features=10, n_modes=30, ridge=0.1, noise=0.2)
-    out = model.simulate(jax.random.key(1), cfg)
+    out = model.simulate(sk(jax.random.key(1)), cfg, None)
     pred = model.predict(cfg)
     assert set(out) == set(pred) == set(model.metrics)
     assert all(jnp.shape(v) == () for v in (*out.values(), *pred.values()))
@@ -64,9 +71,10 @@ def test_registered_with_contract():
 
 
 def _numpy_kernel_form(key, cfg):
-    """Same draws (key scheme of simulate); fit in kernel form with a dense solve."""
+    """Same draws (rfsim.data's purposes from the data key, the features from the model key
+    of :func:`sk`); fit in kernel form with a dense solve."""
     P, n, N = cfg.n_modes, cfg.n, cfg.n_features
-    k_x, k_g, k_eps = jax.random.split(key, 3)
+    k_x, k_eps, k_g = data_keys(key).train, data_keys(key).noise, jax.random.fold_in(key, 99)
     X = np.asarray(jax.random.normal(k_x, (n, P)))
     G = np.asarray(jax.random.normal(k_g, (N, P)))
     eps = np.asarray(jax.random.normal(k_eps, (n,)))
@@ -89,7 +97,7 @@ def test_simulate_matches_numpy_kernel_form(n, N):
         n=n, n_features=N, n_modes=60, ridge=3e-3, noise=0.3, spectrum_decay=1.5, target_decay=1.0
     )
     key = jax.random.key(7)
-    out = jax.jit(rfg.simulate)(key, cfg)
+    out = jax.jit(rfg.simulate)(sk(key), cfg)
     excess, train = _numpy_kernel_form(key, cfg)
     assert float(out["excess_risk"]) == pytest.approx(excess, rel=1e-9)
     assert float(out["train_mse"]) == pytest.approx(train, rel=1e-9)
@@ -100,7 +108,7 @@ def test_full_span_least_squares_is_exact():
     cfg = rfg.RFGaussianConfig(
         n=50, n_features=40, n_modes=20, spectrum_decay=1.0, target_decay=1.0
     )
-    out = rfg.simulate(jax.random.key(3), cfg)
+    out = rfg.simulate(sk(jax.random.key(3)), cfg)
     assert float(out["excess_risk"]) < 1e-20 and float(out["train_mse"]) < 1e-20
     pred = rfg.predict(cfg)
     assert float(pred["excess_risk"]) == 0.0 and float(pred["train_mse"]) == 0.0
@@ -116,9 +124,9 @@ def test_ridge_vmap_equals_separate_calls_and_predict_jits():
     )
     ridges = [0.0, 1e-3, 1.0]
     key = jax.random.key(5)
-    batched = jax.vmap(lambda r: rfg.simulate(key, with_ridge(cfg, r)))(jnp.asarray(ridges))
+    batched = jax.vmap(lambda r: rfg.simulate(sk(key), with_ridge(cfg, r)))(jnp.asarray(ridges))
     for j, r in enumerate(ridges):
-        single = rfg.simulate(key, rfg.RFGaussianConfig(**{**cfg.__dict__, "ridge": r}))
+        single = rfg.simulate(sk(key), rfg.RFGaussianConfig(**{**cfg.__dict__, "ridge": r}))
         for k in single:
             assert float(batched[k][j]) == pytest.approx(float(single[k]), rel=1e-9, abs=1e-25)
         eager = rfg.predict(rfg.RFGaussianConfig(**{**cfg.__dict__, "ridge": r}))

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from rfsim.config import model_config, param, static
-from rfsim.data import gaussian_inputs, powerlaw_spectrum, powerlaw_target
+from rfsim.data import data_keys, gaussian_inputs, label_noise, powerlaw_spectrum, powerlaw_target
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import register
 from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
@@ -31,13 +32,14 @@ from rfsim.validation import require_int, require_nonnegative, require_positive
 
 @model_config
 class LinearRidgeConfig:
-    n: int = static(doc="training samples")
-    d: int = static(doc="input dimension")
+    n: int = static(doc="training samples", data=True)
+    d: int = static(doc="input dimension", data=True)
     ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Xw||^2 + lambda ||w||^2")
-    noise: float = param(0.0, doc="label-noise variance")
-    signal: float = param(1.0, doc="sum_i s_i beta_i^2")
-    spectrum_decay: float = param(0.0, doc="s_i ∝ i^-spectrum_decay", batch=False)  # shapes X
-    target_decay: float = param(0.0, doc="beta_i ∝ i^-(target_decay/2)")
+    noise: float = param(0.0, doc="label-noise variance", data=True)
+    signal: float = param(1.0, doc="sum_i s_i beta_i^2", data=True)
+    spectrum_decay: float = param(0.0, doc="s_i ∝ i^-spectrum_decay", batch=False,  # shapes X
+                                  data=True)
+    target_decay: float = param(0.0, doc="beta_i ∝ i^-(target_decay/2)", data=True)
 
     def validate(self):
         require_int("n", self.n)
@@ -55,13 +57,13 @@ def population(cfg: LinearRidgeConfig):
     return s, powerlaw_target(s, cfg.target_decay, cfg.signal)
 
 
-def simulate(key: jax.Array, cfg: LinearRidgeConfig) -> dict[str, jax.Array]:
-    """One training set: fit ridge, return exact excess risk, test and train MSE."""
+def simulate(keys: SeedKeys, cfg: LinearRidgeConfig, state=None) -> dict[str, jax.Array]:
+    """One training set, all of it from ``keys.data`` (theory/data.md): fit ridge, return
+    exact excess risk, test and train MSE."""
     s, beta = population(cfg)
-    k_x, k_eps = jax.random.split(key)
-    X = gaussian_inputs(k_x, cfg.n, s)
-    eps = jax.random.normal(k_eps, (cfg.n,), s.dtype)
-    y = X @ beta + jnp.sqrt(jnp.asarray(cfg.noise, s.dtype)) * eps
+    k = data_keys(keys.data)
+    X = gaussian_inputs(k.train, cfg.n, s)
+    y = X @ beta + label_noise(k.noise, cfg.n, cfg.noise, s.dtype)
     beta_hat = ridge_from_eigh(gram_eigh(X), X, y, cfg.ridge)
     err = beta_hat - beta
     excess = jnp.sum(s * err**2)
@@ -73,7 +75,7 @@ def simulate(key: jax.Array, cfg: LinearRidgeConfig) -> dict[str, jax.Array]:
     }
 
 
-def predict(cfg: LinearRidgeConfig) -> dict[str, jax.Array]:
+def predict(cfg: LinearRidgeConfig, state=None) -> dict[str, jax.Array]:
     """Deterministic equivalent (theory/ridge.md (R-1)-(R-7)) for the same Sigma, beta."""
     s, beta = population(cfg)
     r = ridge_risk(s, beta, n=cfg.n, ridge=cfg.ridge, noise=cfg.noise)

@@ -31,8 +31,11 @@ import jax
 import jax.numpy as jnp
 
 from rfsim.config import model_config, param, static
+from rfsim.data import data_keys, gaussian_inputs, label_noise, powerlaw_target
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import register
 from rfsim.models._scales import working_set
+from rfsim.networks import gaussian_weights
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.rf_eigen import rf_eigen_risk
 from rfsim.validation import require_int, require_nonnegative
@@ -40,14 +43,15 @@ from rfsim.validation import require_int, require_nonnegative
 
 @model_config
 class RFGaussianConfig:
-    n: int = static(doc="training samples")
+    n: int = static(doc="training samples", data=True)
     n_features: int = static(doc="number of random features N")
-    n_modes: int = static(doc="input dimension = number of kernel eigenmodes")
+    n_modes: int = static(doc="input dimension = number of kernel eigenmodes", data=True)
     ridge: float = param(0.0, doc="lambda >= 0 in (1/n)||y - Phi a/sqrt(N)||^2 + lambda ||a||^2")
-    noise: float = param(0.0, doc="label-noise variance")
+    noise: float = param(0.0, doc="label-noise variance", data=True)
     spectrum_decay: float = param(0.0, doc="kernel eigenvalues lambda_i = i^-spectrum_decay",
                                   batch=False)  # shapes the features: one eigh per seed
-    target_decay: float = param(0.0, doc="target v_i ∝ i^-(target_decay/2), sum v_i^2 = 1")
+    target_decay: float = param(0.0, doc="target v_i ∝ i^-(target_decay/2), sum v_i^2 = 1",
+                                data=True)
 
     def validate(self):
         require_int("n", self.n)
@@ -60,23 +64,23 @@ class RFGaussianConfig:
 
 
 def population(cfg: RFGaussianConfig):
-    """Kernel eigenvalues ``lambda_i = i^-spectrum_decay`` and unit-norm target ``v``."""
+    """Kernel eigenvalues ``lambda_i = i^-spectrum_decay`` and unit-norm target ``v``
+    (:func:`rfsim.data.powerlaw_target` on the identity covariance)."""
     i = jnp.arange(1, cfg.n_modes + 1, dtype=jnp.result_type(float))
     lam = i ** (-jnp.asarray(cfg.spectrum_decay, i.dtype))
-    raw = i ** (-0.5 * jnp.asarray(cfg.target_decay, i.dtype))
-    return lam, raw / jnp.linalg.norm(raw)
+    return lam, powerlaw_target(jnp.ones_like(i), cfg.target_decay, 1.0)
 
 
-def simulate(key: jax.Array, cfg: RFGaussianConfig) -> dict[str, jax.Array]:
-    """One draw of data, features and noise: fit RF ridge, return exact risks."""
+def simulate(keys: SeedKeys, cfg: RFGaussianConfig, state=None) -> dict[str, jax.Array]:
+    """Data and noise from ``keys.data`` (theory/data.md), the features' Gaussian matrix
+    from ``keys.model``: fit RF ridge, return exact risks."""
     lam, v = population(cfg)
-    k_x, k_g, k_eps = jax.random.split(key, 3)
-    X = jax.random.normal(k_x, (cfg.n, cfg.n_modes), lam.dtype)
-    G = jax.random.normal(k_g, (cfg.n_features, cfg.n_modes), lam.dtype)
+    k = data_keys(keys.data)
+    X = gaussian_inputs(k.train, cfg.n, jnp.ones_like(lam))
+    G = gaussian_weights(keys.model, cfg.n_features, cfg.n_modes, lam.dtype)
     W = G * (jnp.sqrt(lam) / jnp.sqrt(jnp.asarray(cfg.n_features, lam.dtype)))  # (N, P)
     Z = X @ W.T  # Phi / sqrt(N)
-    eps = jax.random.normal(k_eps, (cfg.n,), lam.dtype)
-    y = X @ v + jnp.sqrt(jnp.asarray(cfg.noise, lam.dtype)) * eps
+    y = X @ v + label_noise(k.noise, cfg.n, cfg.noise, lam.dtype)
     a_hat = ridge_from_eigh(gram_eigh(Z), Z, y, cfg.ridge)
     excess = jnp.sum((W.T @ a_hat - v) ** 2)
     resid = y - Z @ a_hat
@@ -89,7 +93,7 @@ def simulate(key: jax.Array, cfg: RFGaussianConfig) -> dict[str, jax.Array]:
     }
 
 
-def predict(cfg: RFGaussianConfig) -> dict[str, jax.Array]:
+def predict(cfg: RFGaussianConfig, state=None) -> dict[str, jax.Array]:
     """RF eigenframework (theory/random_features.md §2 (RFE-1)-(RFE-11))."""
     lam, v = population(cfg)
     r = rf_eigen_risk(lam, v, n=cfg.n, n_features=cfg.n_features, ridge=cfg.ridge, noise=cfg.noise)

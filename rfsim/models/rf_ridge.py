@@ -25,7 +25,9 @@ import numpy as np
 
 from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
-from rfsim.features import random_features, sphere_inputs, sphere_weights
+from rfsim.data import data_keys, label_noise, linear_quadratic_target, sphere_inputs
+from rfsim.engine.keys import SeedKeys
+from rfsim.features import random_features, sphere_weights
 from rfsim.models import register
 from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
@@ -35,15 +37,15 @@ from rfsim.validation import float_dtype, is_concrete, require_int, require_nonn
 
 @model_config
 class RFRidgeConfig:
-    d: int = static(doc="input dimension")
+    d: int = static(doc="input dimension", data=True)
     N: int = static(doc="number of random features")
-    n: int = static(doc="training samples")
+    n: int = static(doc="training samples", data=True)
     ridge: float = param(0.0, doc="MM's lambda: penalty (N lambda/d)||a||^2")
     activation: str = static("relu", doc="relu, erf, tanh, gelu or a callable")
-    f1_sq: float = param(1.0, doc="||beta_1||^2, power of the linear target part")
-    fstar_sq: float = param(0.0, doc="E f_NL^2, power of the nonlinear part")
-    noise: float = param(0.0, doc="label-noise variance tau^2")
-    n_test: int = static(4000, doc="fresh test points for the excess risk")
+    f1_sq: float = param(1.0, doc="||beta_1||^2, power of the linear target part", data=True)
+    fstar_sq: float = param(0.0, doc="E f_NL^2, power of the nonlinear part", data=True)
+    noise: float = param(0.0, doc="label-noise variance tau^2", data=True)
+    n_test: int = static(4000, doc="fresh test points for the excess risk", data=True)
 
     def validate(self):
         for name in ("d", "N", "n", "n_test"):
@@ -74,22 +76,21 @@ class RFRidgeConfig:
 
 
 def target(x: jax.Array, cfg: RFRidgeConfig) -> jax.Array:
-    """``f(x) = sqrt(f1_sq) x_1 + sqrt(fstar_sq (d+2)/d) x_1 x_2`` (RF-1)."""
-    d = cfg.d
-    c = jnp.sqrt(jnp.asarray(cfg.fstar_sq, x.dtype) * (d + 2) / d)
-    return jnp.sqrt(jnp.asarray(cfg.f1_sq, x.dtype)) * x[:, 0] + c * x[:, 0] * x[:, 1]
+    """``f(x) = sqrt(f1_sq) x_1 + sqrt(fstar_sq (d+2)/d) x_1 x_2`` (RF-1):
+    :func:`rfsim.data.linear_quadratic_target`."""
+    return linear_quadratic_target(x, cfg.f1_sq, cfg.fstar_sq)
 
 
-def simulate(key: jax.Array, cfg: RFRidgeConfig) -> dict[str, jax.Array]:
-    k_w, k_x, k_t, k_eps = jax.random.split(key, 4)
+def simulate(keys: SeedKeys, cfg: RFRidgeConfig, state=None) -> dict[str, jax.Array]:
+    """Inputs, test points and noise from ``keys.data`` (theory/data.md), so every N sees
+    the same data; the features' weights from ``keys.model``."""
+    k = data_keys(keys.data)
     dtype = jnp.result_type(float)
-    W = sphere_weights(k_w, cfg.N, cfg.d, dtype)
-    x = sphere_inputs(k_x, cfg.n, cfg.d, dtype)
-    x_test = sphere_inputs(k_t, cfg.n_test, cfg.d, dtype)
+    W = sphere_weights(keys.model, cfg.N, cfg.d, dtype)
+    x = sphere_inputs(k.train, cfg.n, cfg.d, dtype)
+    x_test = sphere_inputs(k.test, cfg.n_test, cfg.d, dtype)
     Z = random_features(x, W, cfg.activation)
-    y = target(x, cfg) + jnp.sqrt(jnp.asarray(cfg.noise, dtype)) * jax.random.normal(
-        k_eps, (cfg.n,), dtype
-    )
+    y = target(x, cfg) + label_noise(k.noise, cfg.n, cfg.noise, dtype)
     # (1/n)||y - Za||^2 + (N ridge/d)||a||^2  ==  solver's (1/n)-loss ridge N ridge / d
     a = ridge_from_eigh(gram_eigh(Z), Z, y, cfg.N * cfg.ridge / cfg.d)
     err = random_features(x_test, W, cfg.activation) @ a - target(x_test, cfg)
@@ -101,7 +102,7 @@ def simulate(key: jax.Array, cfg: RFRidgeConfig) -> dict[str, jax.Array]:
     }
 
 
-def predict(cfg: RFRidgeConfig) -> dict[str, jax.Array]:
+def predict(cfg: RFRidgeConfig, state=None) -> dict[str, jax.Array]:
     """Mei–Montanari Theorem 1 (RF-10), (RF-11); no prediction for the train error."""
     r = mei_montanari(cfg.N / cfg.d, cfg.n / cfg.d, cfg.ridge, activation=cfg.activation,
                       f1_sq=cfg.f1_sq, fstar_sq=cfg.fstar_sq, noise=cfg.noise)
