@@ -145,6 +145,7 @@ class Activation:
         self.params = dict(params or {})
         self._closed = {k: v for k, v in given.items() if v is not None}
         self._cache: dict = {}
+        self._hash = hash(self._key())  # the pieces never change: hashed once (a jit key)
 
     # ------------------------------------------------------------------ identity
 
@@ -157,7 +158,7 @@ class Activation:
         return isinstance(other, Activation) and self._key() == other._key()
 
     def __hash__(self):
-        return hash(self._key())
+        return self._hash
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
@@ -488,7 +489,6 @@ def _cos_moments(b, q):
     return jnp.cos(b) * e, -jnp.sin(b) * e, 0.5 * (1.0 + jnp.cos(2.0 * b) * jnp.exp(-2.0 * q))
 
 
-@functools.lru_cache(maxsize=None)
 def leaky_relu(slope: float = 0.01) -> Activation:
     """``sigma(z) = max(z, 0) + slope min(z, 0)`` (jax.nn.leaky_relu's convention), with the
     closed forms of (K-4) and (A-3) for any slope: one object per slope (cached).
@@ -500,8 +500,11 @@ def leaky_relu(slope: float = 0.01) -> Activation:
     if isinstance(slope, bool) or not isinstance(slope, (int, float, np.number)) \
             or not math.isfinite(slope):
         raise ValueError(f"slope must be a finite number, got {slope!r}")
-    a = float(slope)
+    return _leaky_relu(float(slope))
 
+
+@functools.lru_cache(maxsize=None)
+def _leaky_relu(a: float) -> Activation:
     def fn(z):
         return jnp.where(z >= 0, z, a * z)
 

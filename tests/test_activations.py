@@ -182,7 +182,7 @@ def test_properties(name, odd, even, degree):
 @pytest.mark.parametrize("slope", [-1.0, 0.2, 1.0, 3.0])
 def test_leaky_relu_of_any_slope(slope):
     act = leaky_relu(slope)
-    assert act is leaky_relu(slope)  # one object per slope: jit caches hit
+    assert act is leaky_relu(slope) is leaky_relu(slope=slope)  # one per slope: jit caches hit
     assert act.params == {"slope": slope}
     assert (act.odd, act.even) == (slope == 1.0, slope == -1.0)
     act.verify()

@@ -517,16 +517,17 @@ def kernels(x1, x2=None, *, depth: int, activation="relu", w_std=1.0, b_std=0.0,
 
     Args:
         depth: number of hidden layers (0 is the linear model ``w x/sqrt(d) + b``).
-        activation: a name (relu, leaky_relu, erf, linear in closed form; tanh, gelu,
-            softplus, sin by quadrature) or any jax-differentiable callable (quadrature,
-            derivative by autodiff, K-6).
+        activation: a name (relu, leaky_relu, erf, linear, sin, cos in closed form; tanh,
+            gelu, softplus by quadrature; any :func:`rfsim.activations.register`-ed one), an
+            :class:`~rfsim.activations.Activation`, or any jax-differentiable callable
+            (quadrature, derivative by autodiff; theory/activations.md A-5, A-6).
         w_std, b_std: weight and bias scales sigma_w, sigma_b (``b_std=None``: no biases).
         parameterization: "ntk" (default) or "standard" (same NNGP; the NTK needs ``width``).
         width: hidden width(s) for the standard NTK: an int or a list of ``depth`` ints.
         diagonal: return only k(x_i, x_i) (vectors of length n1; ``x2`` must be None).
         batch_size: evaluate in blocks of at most ``batch_size`` rows and columns.
         get: "nngp", "ntk" or both (the NTK costs about twice the NNGP).
-        order: Gauss–Hermite order per axis for quadrature activations.
+        order: polar-quadrature nodes per arc for activations without a closed form (A-6).
     Returns:
         :class:`Kernels` ``(nngp, ntk)`` (``ntk`` None when not asked for).
     Raises:
