@@ -25,7 +25,10 @@ Prediction: the kernel's Mercer eigenvalues per degree ``l <= L`` with multiplic
 ``N(d, l)`` by Funk–Hecke quadrature, the rest of the spectrum through its exact tail
 moments (the trace identity), fed to :func:`rfsim.theory.ridge.krr_risk` (host NumPy:
 ``predict_jit=False``).  Asymptotically exact as n, d grow with n/N(d, l) fixed; at small d
-and no noise it underestimates (theory/kernels.md §5).
+and no noise it underestimates (theory/kernels.md §5).  The truncation ``L`` is
+``max_degree``: ``"auto"`` (default) picks the least L whose left-out eigenvalues are all
+<= 1e-2 kappa (theory/sphere.md S-10); an explicit L must meet the same bound, and any L
+whose trace round-off could move test_mse by more than 1e-5 relative is refused (S-11).
 """
 
 from __future__ import annotations
