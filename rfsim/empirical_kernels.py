@@ -285,14 +285,23 @@ def _finish(K, k: int, trace: bool, symmetric: bool):
     return 0.5 * (K + K.transpose(1, 0, 3, 2)) if symmetric else K
 
 
-@partial(jax.jit, static_argnums=0)
-def _ntk_structured(apply_fn: MLPApply, params, x1, x2):
+def _on_features(contract, symmetric, apply_fn: MLPApply, params, x1, x2):
+    """``contract(spec, feats(x1), feats(x2))`` of an ``mlp`` network; when x2 is None,
+    ``symmetric(contract on feats(x1) twice, feats(x1))`` (exactly symmetric)."""
     spec = apply_fn.spec
     Ws, bs = apply_fn.arrays(params)
     f1 = _features(spec, Ws, bs, x1)
     if x2 is None:
-        return _symmetric(partial(_contract, spec), f1)
-    return _contract(spec, f1, _features(spec, Ws, bs, x2))
+        return symmetric(partial(contract, spec), f1)
+    return contract(spec, f1, _features(spec, Ws, bs, x2))
+
+
+def _symmetrized(contract, feats) -> jax.Array:
+    K = contract(feats, feats)
+    return 0.5 * (K + K.T)
+
+
+_ntk_structured = jax.jit(partial(_on_features, _contract, _symmetric), static_argnums=0)
 
 
 def _per_example_jacobians(apply_fn, params, x):
@@ -446,15 +455,7 @@ def empirical_nngp(apply_fn, params, x1, x2=None, *, trace_outputs: bool = True)
                                                       bool(trace_outputs)), x1, x2)
 
 
-@partial(jax.jit, static_argnums=0)
-def _conditional_core(apply_fn: MLPApply, params, x1, x2):
-    spec = apply_fn.spec
-    Ws, bs = apply_fn.arrays(params)
-    f1 = _features(spec, Ws, bs, x1)
-    if x2 is None:
-        K = _conditional(spec, f1, f1)
-        return 0.5 * (K + K.T)
-    return _conditional(spec, f1, _features(spec, Ws, bs, x2))
+_conditional_core = jax.jit(partial(_on_features, _conditional, _symmetrized), static_argnums=0)
 
 
 def conditional_nngp(apply_fn: MLPApply, params, x1, x2=None) -> jax.Array:

@@ -32,7 +32,15 @@ import jax
 import jax.numpy as jnp
 
 from rfsim.activations import Activation, get_activation
-from rfsim.networks import _sign_fixed_qr, deep_weights, gaussian_weights, haar_orthogonal
+from rfsim.data import sphere_inputs
+from rfsim.networks import (
+    _float_dtype,
+    _sign_fixed_qr,
+    deep_weights,
+    dense,
+    gaussian_weights,
+    haar_orthogonal,
+)
 from rfsim.theory.gaussian import gaussian_mean
 from rfsim.theory.kernels import arccos_kernel, erf_kernel, expected_kernel, gaussian_kernel
 from rfsim.validation import require_batch, require_positive
@@ -57,16 +65,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- validation
-
-
-def _float_dtype(dtype, field: str = "dtype"):
-    """Resolve ``dtype`` (None -> jax's default float) and insist it is floating."""
-    if dtype is None:
-        return jnp.result_type(float)
-    dt = jnp.dtype(dtype)
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"{field} must be a floating dtype, got {dtype!r}")
-    return jax.dtypes.canonicalize_dtype(dt)
 
 
 def _check_count(field: str, value, minimum: int = 1) -> int:
@@ -112,16 +110,6 @@ def sphere_weights(key, n_features: int, d: int, dtype=None) -> jax.Array:
     return g * (math.sqrt(d) / jnp.linalg.norm(g, axis=-1, keepdims=True))
 
 
-def sphere_inputs(key, n: int, d: int, dtype=None) -> jax.Array:
-    """n inputs i.i.d. uniform on S^{d-1}(sqrt d), so ||x||^2 / d = 1 (q_0 = 1).
-
-    Same distribution *and* same draw as ``sphere_weights(key, n, d, dtype)``: it is
-    an alias with input-side naming; use different keys for inputs and weights.
-    """
-    _check_count("n", n)
-    return sphere_weights(key, n, d, dtype)
-
-
 # --------------------------------------------------------------------------- one layer
 
 
@@ -152,16 +140,22 @@ def deep_random_features(
     activation: str | Activation,
     *,
     centered: bool = False,
+    offsets: Sequence[jax.Array] | None = None,
     return_all: bool = False,
 ):
-    """L frozen layers: h_0 = x, h_l = sigma(W_l h_{l-1} / sqrt(k_{l-1})), W_l: (k_l, k_{l-1}).
+    """L frozen layers (DRF-1): h_0 = x, h_l = sigma(W_l h_{l-1} / sqrt(k_{l-1})) - c_l,
+    W_l: (k_l, k_{l-1}) (:func:`rfsim.networks.deep_weights`), each layer
+    :func:`rfsim.networks.dense`.
 
     Given h_{l-1}, each pre-activation z = W_l h_{l-1} / sqrt(k_{l-1}) is exactly
-    N(0, q_l) over W_l with q_l = ||h_{l-1}||^2 / k_{l-1} (per input).  With
-    ``centered=True`` each layer subtracts that conditional mean,
-    h_l = sigma(z) - E sigma(sqrt(q_l) G), using the per-input q_l (see
-    ``gaussian_mean``); at infinite width q_l follows the NNGP recursion
-    q_{l+1} = E[sigma(sqrt(q_l) G)^2] (uncentered) or Var[sigma(sqrt(q_l) G)] (centered).
+    N(0, q_l) over W_l with q_l = ||h_{l-1}||^2 / k_{l-1} (per input).  ``c_l``:
+
+    * ``offsets=None, centered=False``: 0;
+    * ``centered=True``: that conditional mean, c_l = E sigma(sqrt(q_l) G) per input (see
+      ``gaussian_mean``); at infinite width q_l follows the NNGP recursion
+      q_{l+1} = E[sigma(sqrt(q_l) G)^2] (uncentered) or Var[sigma(sqrt(q_l) G)] (centered);
+    * ``offsets=[c_1, ..., c_L]``: given constants (each neuron's population mean, as the
+      ``deep-rf`` family estimates them).
 
     Returns h_L of shape (n, k_L), or the list [h_1, ..., h_L] when ``return_all``.
     Like ``random_features`` the output is unnormalized (no 1/sqrt(k_L)).
@@ -170,6 +164,9 @@ def deep_random_features(
     if isinstance(weights, jax.Array) or not isinstance(weights, Sequence) or len(weights) == 0:
         raise ValueError("weights must be a non-empty list of 2-D arrays (see deep_weights)")
     Ws = [_check_weights(f"weights[{i}]", W) for i, W in enumerate(weights)]
+    if offsets is not None and (centered or len(offsets) != len(Ws)):
+        raise ValueError(f"offsets must be one array per layer ({len(Ws)}), without "
+                         f"centered=True, got {len(offsets)} with centered={centered}")
     h = _check_batch("x", x, Ws[0].shape[1])
     layers = []
     for l, W in enumerate(Ws):
@@ -178,10 +175,12 @@ def deep_random_features(
             raise ValueError(
                 f"weights[{l}] has shape {W.shape}, but layer {l + 1} receives width {h.shape[-1]}"
             )
-        z = (h @ W.T) / math.sqrt(k_prev)
+        z = dense(h, W.T, None, 1.0 / math.sqrt(k_prev), 0.0)
         if centered:
             q = jnp.sum(h**2, axis=-1, keepdims=True) / k_prev  # Var(z | h_{l-1}) per input
             h = sigma(z) - gaussian_mean(sigma, q)
+        elif offsets is not None:
+            h = sigma(z) - offsets[l]
         else:
             h = sigma(z)
         layers.append(h)

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from rfsim.engine.experiment import load_experiment, quick
-from rfsim.features import deep_weights
 from rfsim.models import deep_rf, get_model  # importing deep_rf registers "deep-rf"
+from rfsim.data import data_keys
+from rfsim.engine.keys import SeedKeys
 from rfsim.engine.runner import run_experiment
 from rfsim.engine.sweep import _with_params
+from rfsim.networks import deep_weights
 from rfsim.theory.deep_rf import layer_statistics
 
 MODEL = get_model("deep-rf")
@@ -23,8 +25,13 @@ RIDGES = (1e-5, 1e-3, 1e-1)  # near-ridgeless, moderate, strong (bulk eigenvalue
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "deep_rf_learning_curves.toml"
 
 
+#: a static group's keys for init (frozen weights from .model, target from .data)
+GROUP = SeedKeys(jax.random.key(0), jax.random.key(1))
+
+
 def _keys(n):
-    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(7), s))(jnp.arange(n))
+    data = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(7), s))(jnp.arange(n))
+    return SeedKeys(data, data)  # the family draws nothing per seed from the model key
 
 
 @functools.cache
@@ -32,7 +39,7 @@ def _run(case: tuple):
     """Seed means, sems and predictions over RIDGES for one configuration (cached)."""
     # n_test 2000 (default 4000) to save time: the test-point average is unbiased either way
     cfg = MODEL.config(**dict(case), ridge=0.0, noise=0.1, n_test=2000)
-    state = MODEL.init(None, cfg)
+    state = MODEL.init(GROUP, cfg)
     ridges = jnp.asarray(RIDGES)
 
     def one(key, r, state):
@@ -92,8 +99,8 @@ def test_simulate_is_the_stated_estimator():
     cfg = MODEL.config(d=12, n=20, widths=[15, 9], activation="relu", target="linear",
                        ridge=0.05, noise=0.3, n_test=300)
     key = jax.random.key(11)
-    state = MODEL.init(None, cfg)
-    out = jax.jit(MODEL.simulate)(key, cfg, state)
+    state = MODEL.init(GROUP, cfg)
+    out = jax.jit(MODEL.simulate)(SeedKeys(key, key), cfg, state)
     Ws, consts, beta = state["weights"], state["consts"], state["coeffs"]
     Ws, consts, beta = [np.asarray(W) for W in Ws], [np.asarray(c) for c in consts], \
         np.asarray(beta)
@@ -103,10 +110,10 @@ def test_simulate_is_the_stated_estimator():
             x = np.maximum(x @ W.T / np.sqrt(W.shape[1]), 0) - c
         return x / 3.0  # sqrt(k_L) = 3
 
-    k_x, k_eps, k_test = jax.random.split(key, 3)
-    X = np.asarray(jax.random.normal(k_x, (20, 12)))
-    Xt = np.asarray(jax.random.normal(k_test, (300, 12)))
-    y = X @ beta / np.sqrt(12) + np.sqrt(0.3) * np.asarray(jax.random.normal(k_eps, (20,)))
+    k = data_keys(key)
+    X = np.asarray(jax.random.normal(k.train, (20, 12)))
+    Xt = np.asarray(jax.random.normal(k.test, (300, 12)))
+    y = X @ beta / np.sqrt(12) + np.sqrt(0.3) * np.asarray(jax.random.normal(k.noise, (20,)))
     Z, Zt = feats(X), feats(Xt)
     a = np.linalg.solve(Z.T @ Z + 20 * 0.05 * np.eye(9), Z.T @ y)
     excess = np.mean((Xt @ beta / np.sqrt(12) - Zt @ a) ** 2)
@@ -115,10 +122,10 @@ def test_simulate_is_the_stated_estimator():
     assert float(out["test_mse"]) == pytest.approx(excess + 0.3, rel=1e-12)
 
 
-def _frozen(d, widths, activation, centered, target, weight_seed):
-    cfg = MODEL.config(d=d, n=5, widths=widths, activation=activation, centered=centered,
-                       target=target, weight_seed=weight_seed)
-    state = MODEL.init(jax.random.key(123), cfg)  # the engine's key is not used: fixed weights
+def _frozen(d, widths, activation, centered, target, model_seed, n=5):
+    cfg = MODEL.config(d=d, n=n, widths=widths, activation=activation, centered=centered,
+                       target=target)
+    state = MODEL.init(GROUP._replace(model=jax.random.key(model_seed)), cfg)
     return state["weights"], state["consts"], state["coeffs"]
 
 
@@ -130,13 +137,15 @@ def test_weights_are_frozen_per_config_and_data_per_seed():
     np.testing.assert_array_equal(a[0][0], ref[0])
     np.testing.assert_array_equal(a[0][1], ref[1])
     np.testing.assert_array_equal(a[0][0], b[0][0])  # adding a layer keeps the first
-    assert not np.allclose(a[0][0], c[0][0])  # weight_seed changes the network
+    assert not np.allclose(a[0][0], c[0][0])  # the model key changes the network
+    d = _frozen(30, (20, 10), "erf", True, "shared", 0, n=50)  # n: a data field
+    np.testing.assert_array_equal(a[0][0], d[0][0])  # ... the sample size does not
     cfg = MODEL.config(d=30, n=25, widths=(20, 10), activation="erf", target="shared",
                        ridge=0.01, n_test=200)
-    state = MODEL.init(None, cfg)
+    state = MODEL.init(GROUP, cfg)
     sim = jax.jit(MODEL.simulate)
-    r1 = float(sim(jax.random.key(1), cfg, state)["excess_risk"])
-    r2 = float(sim(jax.random.key(2), cfg, state)["excess_risk"])
+    r1 = float(sim(SeedKeys(*[jax.random.key(1)] * 2), cfg, state)["excess_risk"])
+    r2 = float(sim(SeedKeys(*[jax.random.key(2)] * 2), cfg, state)["excess_risk"])
     assert r1 != r2  # the data are redrawn per seed ...
     p = [float(MODEL.predict(cfg, state)["excess_risk"]) for _ in range(2)]
     assert p[0] == p[1]  # ... the prediction has no key
@@ -145,8 +154,8 @@ def test_weights_are_frozen_per_config_and_data_per_seed():
 def test_frozen_weights_are_arguments_not_constants():
     """The compiled simulator takes the weights as parameters: no weight-sized constant."""
     cfg = MODEL.config(d=30, n=25, widths=(64, 48), n_test=50)
-    state = MODEL.init(None, cfg)
-    hlo = jax.jit(MODEL.simulate).lower(jax.random.key(0), cfg, state).as_text()
+    state = MODEL.init(GROUP, cfg)
+    hlo = jax.jit(MODEL.simulate).lower(GROUP, cfg, state).as_text()
     assert "64x30" in hlo  # the first layer's weights appear as an argument ...
     assert "dense<" not in hlo or all(len(line) < 2000 for line in hlo.splitlines()
                                        if "constant" in line)  # ... never as a literal
@@ -191,7 +200,6 @@ def test_widths_list_becomes_a_static_tuple():
     ({"n": 0}, "n must be an integer >= 1, got 0"),
     ({"d": 10.5}, "d must be an integer"),
     ({"n_test": 0}, "n_test must be an integer >= 1"),
-    ({"weight_seed": -1}, "weight_seed must be an integer >= 0"),
 ])
 def test_bad_config_names_the_field(change, message):
     with pytest.raises(ValueError, match=message):

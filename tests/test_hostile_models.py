@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rfsim.cli import main
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import signal_propagation as sp
 
 # --------------------------------------------------------------------------- refusals (CLI)
@@ -152,13 +153,13 @@ def test_signal_propagation_deep_relu_never_reports_a_finite_wrong_correlation()
     run = jax.jit(sp.simulate, static_argnums=1)
     cfg = sp.SignalPropagationConfig(activation="relu", w_std=2.0, b_std=0.0, depth=1000,
                                      width=16, n_pairs=2)
-    out = run(jax.random.key(0), cfg)
+    out = run(SeedKeys(jax.random.key(0), jax.random.key(1)), cfg)
     q, c = np.asarray(out["q"]), np.asarray(out["c"])
     assert np.isfinite(q).all() and np.isfinite(c).all()
     assert c[0] < 0.9 and (c[-100:] > 0.99).all()  # relu: c -> 1 (was 0 from layer 711)
     cfg3 = sp.SignalPropagationConfig(activation="relu", w_std=3.0, b_std=0.0, depth=1000,
                                       width=16, n_pairs=2)
-    out = run(jax.random.key(0), cfg3)
+    out = run(SeedKeys(jax.random.key(0), jax.random.key(1)), cfg3)
     q, c = np.asarray(out["q"]), np.asarray(out["c"])
     assert not np.isfinite(q[-1])
     wrong = np.isfinite(c) & ((np.abs(c) > 1 + 1e-12) | (c == 0))

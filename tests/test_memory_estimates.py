@@ -25,14 +25,15 @@ _CHILD = textwrap.dedent("""
     import jax
     jax.config.update("jax_enable_x64", True)
     from rfsim.config import make_config
+    from rfsim.engine.keys import SeedKeys
     from rfsim.models import get_model
     m = get_model(sys.argv[1])
     cfg = make_config(m, json.loads(sys.argv[2]))
-    state = m.init(jax.random.key(1), cfg) if m.init else None
-    args = (jax.random.key(0), cfg) + (() if state is None else (state,))
-    jax.block_until_ready(jax.jit(m.simulate, static_argnums=1)(*args))
+    state = m.init(SeedKeys(jax.random.key(1), jax.random.key(2)), cfg)
+    keys = SeedKeys(jax.random.key(0), jax.random.key(3))
+    jax.block_until_ready(jax.jit(m.simulate, static_argnums=1)(keys, cfg, state))
     if m.predict is not None:
-        jax.block_until_ready(m.predict(cfg, *(() if state is None else (state,))))
+        jax.block_until_ready(m.predict(cfg, state))
     # VmHWM, the peak of this process image: ru_maxrss would carry over the peak of the
     # (large) pytest worker that forked it, which execve keeps (Linux)
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]

@@ -13,6 +13,7 @@ from helpers import agree, keys
 from scipy import integrate
 
 import rfsim.models.signal_propagation as fam
+from rfsim.engine.keys import SeedKeys
 from rfsim.check import statistical
 from rfsim.models import get_model
 from rfsim.theory import signal_propagation as sp
@@ -162,7 +163,8 @@ def chaotic():
     """A chaotic erf network (chi_1 = 1.33), its simulation and its prediction."""
     cfg = fam.SignalPropagationConfig(width=192, depth=8, activation="erf", n_pairs=4,
                                       w_std=2.5, b_std=0.3, c0=0.6)
-    out = jax.jit(jax.vmap(fam.simulate, in_axes=(0, None)))(keys(SEEDS, 3), cfg)
+    seeds = SeedKeys(keys(SEEDS, 3), keys(SEEDS, 4))
+    out = jax.jit(jax.vmap(fam.simulate, in_axes=(0, None)))(seeds, cfg)
     return cfg, {m: np.asarray(v) for m, v in out.items()}, jax.jit(fam.predict)(cfg)
 
 

@@ -12,8 +12,9 @@ from helpers import keys
 
 import rfsim.models.wide_training as fam
 from rfsim.check import evaluate
-from rfsim.kernels import mlp
+from rfsim.engine.keys import SeedKeys
 from rfsim.models import get_model
+from rfsim.networks import mlp
 from rfsim.theory.infinite_width import ntk_flow
 
 WIDTHS = (64, 512, 4096)
@@ -23,12 +24,15 @@ RATE = {"kind": "rate", "metric": "lin_error", "x": "width", "expected": -0.5,
         "tolerance": 0.1, "max_abs_z": 3.0}
 STAT = {"kind": "statistical", "metric": "prediction_cv", "max_abs_z": 4.0, "rel_tol": 0.01,
         "where": {"step": [32, 64]}}
+#: a static group's keys for init: the data key fixes the problem for every width
+GROUP = SeedKeys(jax.random.key(0), jax.random.key(1))
 
 
 def _simulator(cfg):
     """Seeds looped like the engine does; the state is an argument (compiled once)."""
     sim = jax.jit(lambda k, s: jax.lax.map(lambda kk: fam.simulate(kk, cfg, s), k))
-    return lambda state: {k: np.asarray(v) for k, v in sim(keys(SEEDS, 3), state).items()}
+    seeds = SeedKeys(keys(SEEDS, 3), keys(SEEDS, 4))
+    return lambda state: {k: np.asarray(v) for k, v in sim(seeds, state).items()}
 
 
 def _rows(metric, width, out, theory, steps):
@@ -47,7 +51,7 @@ def _sweep():
     runs = {}
     for width in WIDTHS:
         cfg = fam.WideTrainingConfig(width=width, **BASE)
-        state = fam.init(None, cfg)
+        state = fam.init(GROUP, cfg)
         wrong = {**state, "theta_dd": 1.1 * state["theta_dd"],
                  "theta_td": 1.1 * state["theta_td"]}
         run = _simulator(cfg)
@@ -62,15 +66,15 @@ def test_linear_model_follows_the_gd_recursion_exactly():
     residual recursion r_{k+1} = (I - eta Theta/n) r_k (no eigendecomposition)."""
     cfg = fam.WideTrainingConfig(width=1, depth=0, activation="linear", w_std=1.3, b_std=0.4,
                                  steps=50, n_times=5, learning_rate=0.3, noise=0.01)
-    state = fam.init(None, cfg)
+    state = fam.init(GROUP, cfg)
     X, Xt, y = (np.asarray(state[k]) for k in ("x_train", "x_test", "y"))
     theta_dd = 1.3 ** 2 * X @ X.T / cfg.d + 0.4 ** 2
     theta_td = 1.3 ** 2 * Xt @ X.T / cfg.d + 0.4 ** 2
     np.testing.assert_allclose(state["theta_dd"], theta_dd, rtol=1e-12)
     np.testing.assert_allclose(state["theta_td"], theta_td, rtol=1e-12)
-    key = keys(1, 7)[0]
-    out = jax.jit(fam.simulate, static_argnums=1)(key, cfg, state)
-    apply_fn, params = mlp(key, cfg.d, depth=0, width=1, activation="linear", w_std=1.3,
+    seed = SeedKeys(keys(1, 7)[0], keys(1, 8)[0])
+    out = jax.jit(fam.simulate, static_argnums=1)(seed, cfg, state)
+    apply_fn, params = mlp(seed.model, cfg.d, depth=0, width=1, activation="linear", w_std=1.3,
                            b_std=0.4)
     r, f = np.asarray(apply_fn(params, X)) - y, np.asarray(apply_fn(params, Xt))
     want, ks = [], set(fam.checkpoints(cfg.steps, cfg.n_times).tolist())
@@ -158,7 +162,6 @@ def test_checkpoints_and_axis():
     (dict(width=8, noise=-1.0), "noise"),
     (dict(width=8, learning_rate=0.0), "learning_rate"),
     (dict(width=8, w_std=2 ** 0.5, learning_rate=0.6), "learning_rate"),  # 2/Theta = 0.5
-    (dict(width=8, data_seed=-1), "data_seed"),
 ])
 def test_bad_config_names_the_field(values, match):
     with pytest.raises(ValueError, match=match):
@@ -170,4 +173,17 @@ def test_registered_with_its_metrics_and_axes():
     assert model.metrics == ("prediction", "prediction_cv", "lin_error")
     assert model.axis_names == ("step",) and not model.predict_jit and model.init is not None
     cfg = fam.WideTrainingConfig(width=8)
-    assert set(fam.predict(cfg, fam.init(None, cfg))) == {"prediction", "prediction_cv"}
+    assert set(fam.predict(cfg, fam.init(GROUP, cfg))) == {"prediction", "prediction_cv"}
+
+
+def test_the_problem_depends_on_the_data_fields_only():
+    """init draws the problem from the group's data key alone: another width or depth and
+    another model key keep it (the engine hashes only the data fields into the data key),
+    another data key changes it."""
+    a = fam.init(GROUP, fam.WideTrainingConfig(width=8))
+    b = fam.init(GROUP._replace(model=jax.random.key(5)), fam.WideTrainingConfig(width=64,
+                                                                                depth=2))
+    for k in ("x_train", "x_test", "y"):
+        np.testing.assert_array_equal(a[k], b[k])
+    c = fam.init(GROUP._replace(data=jax.random.key(5)), fam.WideTrainingConfig(width=8))
+    assert not np.allclose(a["x_train"], c["x_train"])

@@ -8,14 +8,17 @@ Network (DRF-1).  ``x ~ N(0, I_d)``; ``L = len(widths)`` frozen layers
 population mean ``E[sigma(u_l) | W]``, estimated once per configuration on 16384 calibration
 inputs; with ``centered = False``, ``c_l = 0``.
 
-Frozen means frozen.  The weights ``W_l``, the target's coefficients and the calibration
-inputs are drawn from the FIXED key ``jax.random.key(weight_seed)`` (``fold_in`` 0, 1, 2);
-they do not change with the simulation seed.  They are the family's state (:func:`init`,
-model contract v2), computed once per static group and passed to both ``simulate`` and
-``predict`` as arguments.  Each seed redraws only the data: training
-inputs, label noise, test inputs.  ``predict`` is the theory for exactly those weights, so
-simulation and prediction describe the same network.  (To average over weight draws, put
-``weight_seed`` on a grid.)
+Frozen means frozen.  The weights ``W_l`` (:func:`rfsim.networks.deep_weights`) and the
+calibration inputs come from the static group's model key (``fold_in`` 0, 2), which hashes
+only the network's fields (widths, activation, centered, recursion): the same network at
+every n and every seed.  The target's coefficients come from the group's data key
+(:func:`rfsim.data.data_keys` ``.target``).  They are the family's state (:func:`init`),
+computed once per static group and passed to both ``simulate`` and ``predict`` as
+arguments.  Each seed redraws only the data, from its data key: training inputs, label
+noise, test inputs.  ``predict`` is the theory for exactly those weights, so simulation and
+prediction describe the same network.  (Another root seed draws another network.)  The
+forward pass is
+:func:`rfsim.features.deep_random_features` with the estimated constants as offsets.
 
 Readout (DRF-2).  ``Z = H_L / sqrt(k_L)``; ``a_hat = argmin (1/n)||y - Z a||^2 + ridge ||a||^2``
 (ridge 0: min-norm), solved by :func:`rfsim.solvers.gram_eigh` / ``ridge_from_eigh``, so a
@@ -49,35 +52,39 @@ import numpy as np
 
 from rfsim.activations import get_activation
 from rfsim.config import model_config, param, static
-from rfsim.features import deep_weights
+from rfsim.data import data_keys, gaussian_inputs, label_noise
+from rfsim.features import deep_random_features
 from rfsim.models import register
+from rfsim.networks import deep_weights
 from rfsim.models._scales import working_set
 from rfsim.solvers import gram_eigh, ridge_from_eigh
 from rfsim.theory.deep_rf import RECURSIONS, check_recursion, deep_rf_risk
-from rfsim.validation import require_int, require_nonnegative
+from rfsim.validation import require_choice, require_int, require_nonnegative
 
-TARGETS = ("linear", "shared")
+#: the targets the family simulates: rfsim.theory.deep_rf.TARGETS without "teacher" (a
+#: teacher network, which the theory accepts as given weights and the family does not draw)
+SIMULATED_TARGETS = ("linear", "shared")
 CALIBRATION = 16384  # inputs used to estimate the centring constants c_l
 
 
 @model_config
 class DeepRFConfig:
-    d: int = static(doc="input dimension; x ~ N(0, I_d)")
-    n: int = static(doc="training samples")
+    d: int = static(doc="input dimension; x ~ N(0, I_d)", data=True)
+    n: int = static(doc="training samples", data=True)
     widths: tuple = static(doc="hidden widths (k_1, ..., k_L); the depth is L = len(widths)")
     activation: str = static("relu", doc="relu, erf, tanh, gelu or linear")
     target: str = static(
-        "linear", doc="'linear' (<beta, x>/sqrt d) or 'shared' (<h_L, theta>/sqrt k_L)"
+        "linear", doc="'linear' (<beta, x>/sqrt d) or 'shared' (<h_L, theta>/sqrt k_L)",
+        data=True,
     )
     centered: bool = static(True, doc="subtract each neuron's population mean at every layer")
     recursion: str = static("linearized", doc="theory: 'linearized' (any activation) or "
                             "'exact' (relu, erf, linear)")
-    n_test: int = static(4000, doc="fresh test points per seed for the excess risk")
-    weight_seed: int = static(0, doc="seed of the frozen weights and target (fixed per config)")
+    n_test: int = static(4000, doc="fresh test points per seed for the excess risk", data=True)
     ridge: float = param(
         0.0, doc="lambda >= 0 in (1/n)||y - Z a||^2 + lambda ||a||^2, Z = H_L/sqrt(k_L)"
     )
-    noise: float = param(0.0, doc="label-noise variance")
+    noise: float = param(0.0, doc="label-noise variance", data=True)
 
     def validate(self):
         require_int("d", self.d)
@@ -92,15 +99,13 @@ class DeepRFConfig:
         if not isinstance(self.activation, str):
             raise ValueError(f"activation must be a string name, got {self.activation!r}")
         get_activation(self.activation)
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {list(TARGETS)}, got {self.target!r}")
+        require_choice("target", self.target, SIMULATED_TARGETS)
         if self.recursion not in RECURSIONS:
             raise ValueError(f"recursion must be one of {list(RECURSIONS)}, "
                              f"got {self.recursion!r}")
         if not isinstance(self.centered, (bool, np.bool_)):
             raise ValueError(f"centered must be true or false, got {self.centered!r}")
         require_int("n_test", self.n_test)
-        require_int("weight_seed", self.weight_seed, minimum=0)
         require_nonnegative("ridge", self.ridge)
         require_nonnegative("noise", self.noise)
         # "exact" needs relu/erf/linear and zero-mean pre-activations: fail here, not mid-sweep
@@ -108,56 +113,47 @@ class DeepRFConfig:
                         depth=len(self.widths))
 
 
-def _forward(x, weights, sigma, consts):
-    """h_L for a batch: h_l = sigma(W_l h_{l-1}/sqrt(k_{l-1})) - c_l (DRF-1)."""
-    h = x
-    for W, c in zip(weights, consts):
-        h = sigma((h @ W.T) / math.sqrt(W.shape[1])) - c
-    return h
+def _inputs(key, n: int, d: int, dtype):
+    """``n`` inputs ``x ~ N(0, I_d)`` (:func:`rfsim.data.gaussian_inputs`)."""
+    return gaussian_inputs(key, n, jnp.ones(d, dtype))
 
 
-def init(key: jax.Array, cfg: DeepRFConfig) -> dict:
-    """The frozen network of a configuration: weights, centring constants, coefficients.
-
-    Drawn from ``key(weight_seed)`` only -- the engine's state key is not used, so the
-    network is the same in every run and for every root seed, as documented above -- and
-    passed to :func:`simulate` and :func:`predict` as arguments (not compile-time constants).
-    """
-    del key
+def init(keys, cfg: DeepRFConfig) -> dict:
+    """The frozen network of a configuration: weights, centring constants (``keys.model``)
+    and the target's coefficients (``keys.data``), passed to :func:`simulate` and
+    :func:`predict` as arguments (not compile-time constants)."""
     dtype = jnp.result_type(float)
-    root = jax.random.key(cfg.weight_seed)
     widths = list(cfg.widths)
-    weights = deep_weights(jax.random.fold_in(root, 0), cfg.d, widths, dtype)
+    weights = deep_weights(jax.random.fold_in(keys.model, 0), cfg.d, widths, dtype)
     size = widths[-1] if cfg.target == "shared" else cfg.d
-    coeffs = jax.random.normal(jax.random.fold_in(root, 1), (size,), dtype)
-    sigma = get_activation(cfg.activation)
+    coeffs = _inputs(data_keys(keys.data).target, 1, size, dtype)[0]  # N(0, I)
     consts = [jnp.zeros(k, dtype) for k in widths]
-    if cfg.centered:
-        h = jax.random.normal(jax.random.fold_in(root, 2), (CALIBRATION, cfg.d), dtype)
+    if cfg.centered:  # c_l: each neuron's mean over calibration inputs, layer after layer
+        h = _inputs(jax.random.fold_in(keys.model, 2), CALIBRATION, cfg.d, dtype)
         for l, W in enumerate(weights):
-            a = sigma((h @ W.T) / math.sqrt(W.shape[1]))
+            a = deep_random_features(h, [W], cfg.activation)
             consts[l] = a.mean(axis=0)
             h = a - consts[l]
     return {"weights": tuple(weights), "consts": tuple(consts), "coeffs": coeffs}
 
 
-def simulate(key: jax.Array, cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
-    """One draw of training data, noise and test data through the frozen network."""
+def simulate(keys, cfg: DeepRFConfig, state: dict) -> dict[str, jax.Array]:
+    """One draw of training data, noise and test data (``keys.data``) through the frozen
+    network."""
     weights, consts, coeffs = state["weights"], state["consts"], state["coeffs"]
-    sigma = get_activation(cfg.activation)
     dtype = coeffs.dtype
-    k_x, k_eps, k_test = jax.random.split(key, 3)
+    k = data_keys(keys.data)
     root_k = math.sqrt(cfg.widths[-1])
-    X = jax.random.normal(k_x, (cfg.n, cfg.d), dtype)
-    Xt = jax.random.normal(k_test, (cfg.n_test, cfg.d), dtype)
-    Z = _forward(X, weights, sigma, consts) / root_k
-    Zt = _forward(Xt, weights, sigma, consts) / root_k
+    X = _inputs(k.train, cfg.n, cfg.d, dtype)
+    Xt = _inputs(k.test, cfg.n_test, cfg.d, dtype)
+    Z = deep_random_features(X, weights, cfg.activation, offsets=consts) / root_k
+    Zt = deep_random_features(Xt, weights, cfg.activation, offsets=consts) / root_k
     if cfg.target == "shared":
         f, ft = Z @ coeffs, Zt @ coeffs
     else:
         f, ft = X @ coeffs / math.sqrt(cfg.d), Xt @ coeffs / math.sqrt(cfg.d)
     noise = jnp.asarray(cfg.noise, dtype)
-    y = f + jnp.sqrt(noise) * jax.random.normal(k_eps, (cfg.n,), dtype)
+    y = f + label_noise(k.noise, cfg.n, noise, dtype)
     a_hat = ridge_from_eigh(gram_eigh(Z), Z, y, cfg.ridge)
     excess = jnp.mean((ft - Zt @ a_hat) ** 2)
     return {

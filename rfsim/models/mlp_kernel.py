@@ -20,7 +20,7 @@ There is no per-point prediction (``predict`` is None): the closed form enters t
 from __future__ import annotations
 
 from rfsim.config import model_config, static
-from rfsim.data import sphere_inputs
+from rfsim.data import data_keys, sphere_inputs
 from rfsim.empirical_kernels import conditional_nngp, empirical_ntk
 from rfsim.models import register
 from rfsim.models._scales import check_network, relative_frobenius, working_set
@@ -55,7 +55,7 @@ class MLPKernelConfig:
 def simulate(keys, cfg: MLPKernelConfig, state=None) -> dict:
     """One network at initialization (``keys.model``) on one draw of inputs
     (``keys.data``): relative Frobenius errors."""
-    x = sphere_inputs(keys.data, cfg.n_inputs, cfg.d)
+    x = sphere_inputs(data_keys(keys.data).train, cfg.n_inputs, cfg.d)
     arch = dict(depth=cfg.depth, activation=cfg.activation, w_std=float(cfg.w_std),
                 b_std=float(cfg.b_std), parameterization=cfg.parameterization)
     apply_fn, params = mlp(keys.model, cfg.d, width=cfg.width, **arch)

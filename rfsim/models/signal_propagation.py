@@ -5,12 +5,14 @@ deep random network, layer by layer, against the mean-field maps
 One seed: one random network of ``depth`` hidden layers of ``width`` units, the conventions
 of theory/kernels.md (K-7):
 ``h^1 = (w_std/sqrt d) W^1 x + b_std b^1``, ``h^{l+1} = (w_std/sqrt n) W^{l+1} phi(h^l) +
-b_std b^{l+1}``, every entry of ``W`` and ``b`` N(0, 1), a fresh draw per seed (layer ``l``
-from ``fold_in(key, l)``, generated inside the layer loop, so memory is one ``width^2``
-matrix whatever the depth).  It is applied to ``n_pairs`` pairs of inputs; each pair is
-built exactly: ``x = sqrt(q0 d) e_1``, ``x' = sqrt(q0 d)(c0 e_1 + sqrt(1 - c0^2) e_2)`` with
-``(e_1, e_2)`` a random orthonormal pair of R^d, so ``||x||^2/d = ||x'||^2/d = q0`` and
-their correlation is ``c0``.
+b_std b^{l+1}``, every entry of ``W`` and ``b`` N(0, 1), a fresh draw per seed from its model
+key (:func:`rfsim.networks.propagate`: layer ``l`` from ``fold_in(key, l)``, generated inside
+the layer loop, so memory is one ``width^2`` matrix whatever the depth).  It is applied to
+``n_pairs`` pairs of inputs, drawn from the seed's data key; each pair is built exactly:
+``x = sqrt(q0 d) e_1``, ``x' = sqrt(q0 d)(c0 e_1 + sqrt(1 - c0^2) e_2)`` with ``(e_1, e_2)``
+a random orthonormal pair of R^d (the QR factor of two points of
+:func:`rfsim.data.sphere_inputs`), so ``||x||^2/d = ||x'||^2/d = q0`` and their correlation
+is ``c0``.
 
 Metrics along the ``layer`` axis (coordinates ``1 ... depth``):
 
@@ -30,16 +32,16 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.activations import ACTIVATIONS, get_activation
 from rfsim.config import model_config, param, static
+from rfsim.data import data_keys, sphere_inputs
 from rfsim.models import register
 from rfsim.models._scales import working_set
+from rfsim.networks import check_architecture, propagate
 from rfsim.theory.signal_propagation import iterate_maps
-from rfsim.validation import closest, require, require_int, require_nonnegative
+from rfsim.validation import require, require_int
 
 MAX_DEPTH = 1000
 
@@ -49,26 +51,22 @@ class SignalPropagationConfig:
     width: int = static(1000, doc="hidden width n (every hidden layer)")
     depth: int = static(50, doc="number of hidden layers L (metrics at layers 1..L)")
     activation: str = static("tanh", doc="tanh, erf, relu, linear, leaky_relu, gelu, ...")
-    n_pairs: int = static(4, doc="input pairs per seed, all through the same network")
-    d: int = static(16, doc="input dimension (>= 2)")
+    n_pairs: int = static(4, doc="input pairs per seed, all through the same network",
+                          data=True)
+    d: int = static(16, doc="input dimension (>= 2)", data=True)
     w_std: float = param(1.0, doc="weight scale sigma_w")
     b_std: float = param(0.0, doc="bias scale sigma_b")
-    q0: float = param(1.0, doc="input second moment ||x||^2/d of both inputs (> 0)")
-    c0: float = param(0.5, doc="input correlation of each pair, in [-1, 1]")
+    q0: float = param(1.0, doc="input second moment ||x||^2/d of both inputs (> 0)",
+                      data=True)
+    c0: float = param(0.5, doc="input correlation of each pair, in [-1, 1]", data=True)
 
     def validate(self):
-        require_int("width", self.width)
-        require_int("depth", self.depth, minimum=1, maximum=MAX_DEPTH)
+        check_architecture(self, min_depth=1, max_depth=MAX_DEPTH,
+                           why="the layers run in a scan: the run time is linear in depth")
         require_int("n_pairs", self.n_pairs)
         require_int("d", self.d, minimum=2)
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
-        require("w_std", self.w_std, lambda a: a > 0, "> 0")
-        require_nonnegative("b_std", self.b_std)
         require("q0", self.q0, lambda a: a > 0, "> 0")
         require("c0", self.c0, lambda a: (a >= -1) & (a <= 1), "in [-1, 1]")
-
 
 def coords(cfg: SignalPropagationConfig) -> dict[str, np.ndarray]:
     return {"layer": np.arange(1, cfg.depth + 1)}
@@ -76,8 +74,8 @@ def coords(cfg: SignalPropagationConfig) -> dict[str, np.ndarray]:
 
 def _pairs(key, cfg, dtype):
     """(2 n_pairs, d): rows 2k and 2k+1 are a pair with norms^2/d = q0, correlation c0."""
-    g = jax.random.normal(key, (cfg.n_pairs, cfg.d, 2), dtype)
-    e, _ = jnp.linalg.qr(g)  # (n_pairs, d, 2): orthonormal columns
+    g = sphere_inputs(key, 2 * cfg.n_pairs, cfg.d, dtype).reshape(cfg.n_pairs, 2, cfg.d)
+    e, _ = jnp.linalg.qr(jnp.swapaxes(g, 1, 2))  # (n_pairs, d, 2): orthonormal columns
     e1, e2 = e[..., 0], e[..., 1]
     c0 = jnp.asarray(cfg.c0, dtype)
     # sqrt(q0) sqrt(d), not sqrt(q0 d): q0 d overflows for q0 near the float maximum
@@ -133,35 +131,18 @@ def _divide(h, m):
     return (h / r) / r
 
 
-def simulate(key: jax.Array, cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
-    """One network, ``n_pairs`` input pairs: ``q`` and ``c`` at every layer."""
+def simulate(keys, cfg: SignalPropagationConfig, state=None) -> dict:
+    """One network (``keys.model``), ``n_pairs`` input pairs (``keys.data``): ``q`` and ``c``
+    at every layer."""
     dtype = jnp.result_type(float)
-    sigma = get_activation(cfg.activation)
-    k_x, k_w = jax.random.split(key)
-    w = jnp.asarray(cfg.w_std, dtype)
-    b = jnp.asarray(cfg.b_std, dtype)
-    n = cfg.width
-    x = _pairs(k_x, cfg, dtype)
-
-    def layer(key, fan_in, inputs):
-        k_W, k_b = jax.random.split(key)
-        W = jax.random.normal(k_W, (n, fan_in), dtype)
-        bias = jax.random.normal(k_b, (n,), dtype)
-        return (w / math.sqrt(fan_in)) * (inputs @ W.T) + b * bias
-
-    h = layer(jax.random.fold_in(k_w, 1), cfg.d, x)
-
-    def step(h, l):
-        h = layer(jax.random.fold_in(k_w, l), n, sigma(h))
-        return h, _stats(h)
-
-    first = _stats(h)
-    _, (qs, cs) = jax.lax.scan(step, h, jnp.arange(2, cfg.depth + 1))
-    return {"q": jnp.concatenate([first[0][None], qs]),
-            "c": jnp.concatenate([first[1][None], cs])}
+    x = _pairs(data_keys(keys.data).train, cfg, dtype)
+    _, (q, c) = propagate(keys.model, x, depth=cfg.depth, width=cfg.width,
+                          activation=cfg.activation, w_std=jnp.asarray(cfg.w_std, dtype),
+                          b_std=jnp.asarray(cfg.b_std, dtype), reduce=_stats)
+    return {"q": q, "c": c}
 
 
-def predict(cfg: SignalPropagationConfig) -> dict[str, jax.Array]:
+def predict(cfg: SignalPropagationConfig, state=None) -> dict:
     """The maps (SP-1, SP-2) iterated from the same ``(q0, c0)`` (SP-8)."""
     q, c = iterate_maps(cfg.q0, cfg.c0, cfg.depth, activation=cfg.activation,
                         w_std=cfg.w_std, b_std=cfg.b_std)
@@ -183,10 +164,9 @@ MODEL = register(
     SignalPropagationConfig,
     simulate,
     predict,
-    metrics=("q", "c"),
+    metrics={"q": "layer", "c": "layer"},
     description="length q^l and correlation c^l of input pairs through a deep random "
     "network vs the mean-field maps (Poole et al. 2016; Schoenholz et al. 2017)",
     memory=memory,
-    axes={"q": "layer", "c": "layer"},
     coords=coords,
 )

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 
 from rfsim.config import model_config, static
-from rfsim.data import sphere_inputs
+from rfsim.data import data_keys, sphere_inputs
 from rfsim.empirical_kernels import conditional_nngp
 from rfsim.models import register
 from rfsim.models._scales import (
@@ -114,7 +114,7 @@ def hidden_weights(key, cfg: StructuredWeightsConfig, dtype=None):
 def simulate(keys, cfg: StructuredWeightsConfig, state=None) -> dict:
     """One network (``keys.model``) on one draw of inputs (``keys.data``): the relative
     Frobenius error of its conditional NNGP against the closed form (SP-12)."""
-    x = sphere_inputs(keys.data, cfg.n_inputs, cfg.d)
+    x = sphere_inputs(data_keys(keys.data).train, cfg.n_inputs, cfg.d)
     apply_fn, params = mlp(keys.model, cfg.d, depth=cfg.depth, width=cfg.width,
                            activation=cfg.activation, w_std=float(cfg.w_std),
                            b_std=float(cfg.b_std), kind=cfg.kind, rank=cfg.rank,

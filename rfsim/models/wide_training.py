@@ -2,19 +2,21 @@ r"""Model family ``wide-training``: wide networks trained by full-batch gradient
 against the NTK gradient-flow prediction (theory/kernels.md §4, WT-1 – WT-6).
 
 Problem (WT-1).  ``n_train`` training inputs uniform on the sphere of radius sqrt(d)
-(:func:`rfsim.features.sphere_inputs`); ``n_test`` test inputs, the first ``x* = beta`` (the
+(:func:`rfsim.data.sphere_inputs`); ``n_test`` test inputs, the first ``x* = beta`` (the
 target's direction, where the target is largest), the others uniform on the sphere; targets
 ``y_i = target_scale * tanh(<beta, x_i>/sqrt(d)) + sqrt(noise) eps_i`` with ``beta`` uniform on
-the same sphere and ``eps_i ~ N(0, 1)``.  All of it is drawn once from the FIXED key
-``jax.random.key(data_seed)`` (``fold_in`` 0..3) in :func:`init`, so every seed, every width
-and every depth trains on the same data: the seeds are an ensemble over initializations only,
-and a curve over width compares networks solving the same problem.  (The engine's state key
-is not used; put ``data_seed`` on a grid to average over data sets.)  :func:`init` also
-evaluates the closed-form NTK blocks ``Theta_dd`` (train x train) and ``Theta_td``
-(test x train) of the infinite-width network (K-9).
+the same sphere and ``eps_i ~ N(0, 1)`` (:func:`rfsim.data.label_noise`).  All of it is drawn
+once per static group in :func:`init`, from the group's data key (split by
+:func:`rfsim.data.data_keys`), which hashes only the data fields (d, n_train, n_test,
+target_scale, noise): every seed, every width
+and every depth trains on the same data, so the seeds are an ensemble over initializations
+only and a curve over width compares networks solving the same problem.  (Another root seed
+draws another data set.)  :func:`init` also evaluates the closed-form NTK blocks
+``Theta_dd`` (train x train) and ``Theta_td`` (test x train) of the infinite-width network
+(K-9).
 
-Network (K-7).  :func:`rfsim.kernels.mlp` with ``depth`` hidden layers of ``width`` units, NTK
-parameterization, all parameters N(0, 1), drawn from the seed's key.
+Network (K-7).  :func:`rfsim.networks.mlp` with ``depth`` hidden layers of ``width`` units,
+NTK parameterization, all parameters N(0, 1), drawn from the seed's model key.
 
 Training (WT-2).  ``steps`` steps of ``optax.sgd(learning_rate)`` on the full-batch loss
 ``L(p) = (1/2n) sum_i (f_p(x_i) - y_i)^2``, in segments between checkpoints (a
@@ -59,8 +61,9 @@ gradient descent on the linearized model is stable for every training set
 Example::
 
     cfg = WideTrainingConfig(width=512, depth=1, w_std=2 ** 0.5, learning_rate=0.25)
-    state = init(None, cfg)
-    out = jax.jit(simulate, static_argnums=1)(jax.random.key(0), cfg, state)
+    keys = SeedKeys(jax.random.key(0), jax.random.key(1))   # rfsim.engine.keys
+    state = init(keys, cfg)
+    out = jax.jit(simulate, static_argnums=1)(keys, cfg, state)
     out["prediction"], predict(cfg, state)["prediction"]    # one seed vs the flow mean
 """
 
@@ -73,15 +76,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rfsim.activations import ACTIVATIONS
 from rfsim.config import model_config, param, static
-from rfsim.features import sphere_inputs
-from rfsim.kernels import mlp
+from rfsim.data import data_keys, label_noise, sphere_inputs
 from rfsim.models import register
-from rfsim.models._scales import require_network_scales, working_set
+from rfsim.models._scales import check_network, working_set
+from rfsim.networks import mlp
 from rfsim.theory.infinite_width import ntk_flow
 from rfsim.theory.kernels import kernels
-from rfsim.validation import closest, require, require_int, require_nonnegative
+from rfsim.validation import require, require_int, require_nonnegative
 
 MAX_DEPTH = 4
 
@@ -105,29 +107,28 @@ class WideTrainingConfig:
     width: int = static(doc="hidden width (every hidden layer)")
     depth: int = static(1, doc=f"hidden layers, 0..{MAX_DEPTH} (0: the linear model)")
     activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, leaky_relu, ...")
-    d: int = static(4, doc="input dimension (inputs uniform on the sphere of radius sqrt d)")
-    n_train: int = static(8, doc="training inputs (full batch)")
-    n_test: int = static(16, doc="test inputs: x* = beta, then uniform on the sphere")
+    d: int = static(4, doc="input dimension (inputs uniform on the sphere of radius sqrt d)",
+                    data=True)
+    n_train: int = static(8, doc="training inputs (full batch)", data=True)
+    n_test: int = static(16, doc="test inputs: x* = beta, then uniform on the sphere",
+                         data=True)
     w_std: float = static(1.0, doc="weight scale sigma_w (NTK parameterization)")
     b_std: float = static(0.0, doc="bias scale sigma_b (biases always present)")
     steps: int = static(256, doc="gradient-descent steps")
     n_times: int = static(9, doc="log-spaced checkpoints from step 1 to `steps` (axis `step`)")
-    target_scale: float = static(1.0, doc="y = target_scale * tanh(<beta, x>/sqrt d) + noise")
-    noise: float = static(0.0, doc="label-noise variance (drawn once, with the data)")
-    data_seed: int = static(0, doc="seed of the fixed training/test data and target")
+    target_scale: float = static(1.0, doc="y = target_scale * tanh(<beta, x>/sqrt d) + noise",
+                                 data=True)
+    noise: float = static(0.0, doc="label-noise variance (drawn once, with the data)",
+                          data=True)
     learning_rate: float = param(0.25, doc="eta of optax.sgd; 0 < eta < 2/Theta(x,x)")
 
     def validate(self):
-        require_int("width", self.width)
-        require_int("depth", self.depth, minimum=0, maximum=MAX_DEPTH)
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}{closest(str(self.activation), ACTIVATIONS)}")
+        # Theta(x, x) grows like w_std^(2 depth + 2): refuse scales whose NTK diagonal (or
+        # w_std^2, b_std^2) is no normal number before the rate bound 2/Theta is formed
+        check_network(self, max_depth=MAX_DEPTH, why="training cost grows with depth")
         require_int("d", self.d)
         require_int("n_train", self.n_train)
         require_int("n_test", self.n_test)
-        require("w_std", self.w_std, lambda a: a > 0, "> 0")
-        require_nonnegative("b_std", self.b_std)
         require_int("steps", self.steps)
         require_int("n_times", self.n_times, maximum=self.steps)
         got = len(checkpoints(self.steps, self.n_times))
@@ -137,12 +138,6 @@ class WideTrainingConfig:
                              f"or more steps")
         require_nonnegative("target_scale", self.target_scale)
         require_nonnegative("noise", self.noise)
-        require_int("data_seed", self.data_seed, minimum=0)
-        # Theta(x, x) grows like w_std^(2 depth + 2): refuse scales whose NTK diagonal (or
-        # w_std^2, b_std^2) is no normal number before the rate bound 2/Theta is formed
-        require_network_scales(w_std=self.w_std, b_std=self.b_std, depth=self.depth,
-                               activation=self.activation, gets=("nngp", "ntk"),
-                               family="the network")
         limit = 2.0 / ntk_diagonal(self)
         require("learning_rate", self.learning_rate, lambda a: 0 < a < limit,
                 f"in (0, {limit:.6g}) = (0, 2/Theta(x,x)), the rate stable for every "
@@ -154,18 +149,17 @@ def _arch(cfg) -> dict:
                 b_std=float(cfg.b_std), parameterization="ntk")
 
 
-def init(key, cfg: WideTrainingConfig) -> dict:
-    """The fixed problem (WT-1) and its closed-form NTK blocks, from ``key(data_seed)``."""
-    del key  # the data are fixed by data_seed (module docstring)
-    root = jax.random.key(cfg.data_seed)
-    X = sphere_inputs(jax.random.fold_in(root, 0), cfg.n_train, cfg.d)
-    beta = sphere_inputs(jax.random.fold_in(root, 2), 1, cfg.d)
+def init(keys, cfg: WideTrainingConfig) -> dict:
+    """The fixed problem (WT-1) from the group's data key, and its closed-form NTK blocks."""
+    k = data_keys(keys.data)
+    X = sphere_inputs(k.train, cfg.n_train, cfg.d)
+    beta = sphere_inputs(k.target, 1, cfg.d)
     # x* = beta, where the target is largest; the other test inputs are uniform
-    Xt = jnp.concatenate([beta, sphere_inputs(jax.random.fold_in(root, 1), cfg.n_test - 1,
-                                              cfg.d)]) if cfg.n_test > 1 else beta
+    Xt = jnp.concatenate([beta, sphere_inputs(k.test, cfg.n_test - 1, cfg.d)]) \
+        if cfg.n_test > 1 else beta
     beta = beta[0]
-    eps = jax.random.normal(jax.random.fold_in(root, 3), (cfg.n_train,), X.dtype)
-    y = cfg.target_scale * jnp.tanh(X @ beta / math.sqrt(cfg.d)) + math.sqrt(cfg.noise) * eps
+    eps = label_noise(k.noise, cfg.n_train, cfg.noise, X.dtype)
+    y = cfg.target_scale * jnp.tanh(X @ beta / math.sqrt(cfg.d)) + eps
     arch = _arch(cfg)
     theta = kernels(jnp.concatenate([X, Xt]), **arch, get="ntk").ntk  # one symmetric call
     n = cfg.n_train
@@ -194,10 +188,10 @@ def gd_operator(theta_dd, theta_td, learning_rate, steps) -> jax.Array:
     return jnp.stack(ops)
 
 
-def simulate(key: jax.Array, cfg: WideTrainingConfig, state: dict) -> dict[str, jax.Array]:
-    """One network from ``key`` trained by full-batch GD on the fixed problem (WT-2)."""
+def simulate(keys, cfg: WideTrainingConfig, state: dict) -> dict[str, jax.Array]:
+    """One network from ``keys.model`` trained by full-batch GD on the fixed problem (WT-2)."""
     X, y, Xt = state["x_train"], state["y"], state["x_test"]
-    apply_fn, params = mlp(key, cfg.d, width=cfg.width, **_arch(cfg))
+    apply_fn, params = mlp(keys.model, cfg.d, width=cfg.width, **_arch(cfg))
     lr = cfg.learning_rate
     opt = optax.sgd(lr)
 
@@ -260,8 +254,7 @@ MODEL = register(
     WideTrainingConfig,
     simulate,
     predict,
-    metrics=("prediction", "prediction_cv", "lin_error"),
-    axes={"prediction": "step", "prediction_cv": "step", "lin_error": "step"},
+    metrics={"prediction": "step", "prediction_cv": "step", "lin_error": "step"},
     coords=coords,
     description="wide ReLU networks trained by full-batch GD vs the NTK gradient flow",
     memory=memory,
