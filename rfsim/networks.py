@@ -33,6 +33,7 @@ Architecture fields of the model configs (``width, depth, activation, w_std, b_s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import numpy as np
 from flax import nnx
 
 from rfsim.activations import ACTIVATIONS, Activation, get_activation
+from rfsim.config import param, static
 from rfsim.validation import (
     MAX_SIZE,
     closest,
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_UNROLLED_DEPTH",
     "PARAMETERIZATIONS",
     "WEIGHT_KINDS",
+    "arch_field",
     "check_architecture",
     "deep_weights",
     "dense",
@@ -417,6 +420,27 @@ def propagate(key, x, *, depth: int, width: int, activation, w_std, b_std,
 
 
 # --------------------------------------------------------------------------- config fields
+
+
+ARCH_DOCS = {
+    "width": "hidden width n (every hidden layer)",
+    "depth": "number of hidden layers L (the readout is added on top)",
+    "activation": "an activation of rfsim.activations (relu, erf, tanh, gelu, linear, "
+                  "leaky_relu, ...)",
+    "parameterization": "'ntk' or 'standard' (theory/networks.md N-1, kernels.md K-10)",
+    "w_std": "weight scale sigma_w (N-1)",
+    "b_std": "bias scale sigma_b (N-1; biases always present)",
+}
+
+
+def arch_field(name: str, default=dataclasses.MISSING, *, swept: bool = False,
+               doc: str = ""):
+    """A model config's architecture field ``name`` (N-6), declared once: a static field (a
+    parameter swept without recompiling when ``swept``: w_std, b_std of a frozen network)
+    with the shared documentation, ``doc`` appended (a family's range or default's reason).
+    Validated by :func:`check_architecture`."""
+    text = ARCH_DOCS[name] + (f"; {doc}" if doc else "")
+    return param(default, doc=text) if swept else static(default, doc=text)
 
 
 def check_architecture(cfg, *, min_depth: int = 0, max_depth: int = MAX_SIZE,

@@ -24,7 +24,7 @@ from rfsim.data import data_keys, sphere_inputs
 from rfsim.empirical_kernels import conditional_nngp, empirical_ntk
 from rfsim.models import register
 from rfsim.models._scales import check_network, relative_frobenius, working_set
-from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, mlp
+from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, arch_field, mlp
 from rfsim.theory.kernels import kernels
 from rfsim.validation import require_int
 
@@ -33,16 +33,15 @@ MAX_DEPTH = MAX_UNROLLED_DEPTH
 
 @model_config
 class MLPKernelConfig:
-    width: int = static(doc="hidden width n (every hidden layer)")
-    depth: int = static(1, doc="number of hidden layers (the readout is added on top), "
-                        f"0..{MAX_DEPTH}")
-    activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, leaky_relu, ...")
-    parameterization: str = static("ntk", doc="'ntk' or 'standard' (theory/kernels.md K-10)")
+    width: int = arch_field("width")
+    depth: int = arch_field("depth", 1, doc=f"0..{MAX_DEPTH}")
+    activation: str = arch_field("activation", "relu")
+    parameterization: str = arch_field("parameterization", "ntk")
     n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))",
                            data=True)
     d: int = static(8, doc="input dimension", data=True)
-    w_std: float = static(1.0, doc="weight scale sigma_w")
-    b_std: float = static(0.0, doc="bias scale sigma_b (biases always present)")
+    w_std: float = arch_field("w_std", 1.0)
+    b_std: float = arch_field("b_std", 0.0)
 
     def validate(self):
         require_int("n_inputs", self.n_inputs, minimum=2)

@@ -39,7 +39,7 @@ from rfsim.config import model_config, param, static
 from rfsim.data import data_keys, sphere_inputs
 from rfsim.models import register
 from rfsim.models._scales import working_set
-from rfsim.networks import check_architecture, propagate
+from rfsim.networks import arch_field, check_architecture, propagate
 from rfsim.theory.signal_propagation import iterate_maps
 from rfsim.validation import require, require_int
 
@@ -48,14 +48,14 @@ MAX_DEPTH = 1000
 
 @model_config
 class SignalPropagationConfig:
-    width: int = static(1000, doc="hidden width n (every hidden layer)")
-    depth: int = static(50, doc="number of hidden layers L (metrics at layers 1..L)")
-    activation: str = static("tanh", doc="tanh, erf, relu, linear, leaky_relu, gelu, ...")
+    width: int = arch_field("width", 1000)
+    depth: int = arch_field("depth", 50, doc=f"1..{MAX_DEPTH}, metrics at layers 1..L")
+    activation: str = arch_field("activation", "tanh")
     n_pairs: int = static(4, doc="input pairs per seed, all through the same network",
                           data=True)
     d: int = static(16, doc="input dimension (>= 2)", data=True)
-    w_std: float = param(1.0, doc="weight scale sigma_w")
-    b_std: float = param(0.0, doc="bias scale sigma_b")
+    w_std: float = arch_field("w_std", 1.0, swept=True)
+    b_std: float = arch_field("b_std", 0.0, swept=True)
     q0: float = param(1.0, doc="input second moment ||x||^2/d of both inputs (> 0)",
                       data=True)
     c0: float = param(0.5, doc="input correlation of each pair, in [-1, 1]", data=True)

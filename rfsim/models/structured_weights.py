@@ -48,7 +48,7 @@ from rfsim.models._scales import (
     require_network_scales,
     working_set,
 )
-from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, WEIGHT_KINDS, mlp
+from rfsim.networks import MAX_UNROLLED_DEPTH, UNROLLED, WEIGHT_KINDS, arch_field, mlp
 from rfsim.networks import hidden_weights as _hidden_weights
 from rfsim.theory.kernels import nngp
 from rfsim.validation import require, require_choice, require_int
@@ -59,15 +59,16 @@ MAX_DEPTH = MAX_UNROLLED_DEPTH
 
 @model_config
 class StructuredWeightsConfig:
-    width: int = static(doc="hidden width n (every hidden layer)")
+    width: int = arch_field("width")
     kind: str = static("iid", doc="hidden weights: iid, orthogonal, low_rank or sparse")
-    depth: int = static(2, doc="hidden layers (>= 2: layers 2..depth are structured)")
-    activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, ...")
+    depth: int = arch_field("depth", 2, doc=f"2..{MAX_DEPTH}: layers 2..depth are "
+                            "structured")
+    activation: str = arch_field("activation", "relu")
     n_inputs: int = static(16, doc="inputs per seed (uniform on the sphere of radius sqrt(d))",
                            data=True)
     d: int = static(8, doc="input dimension", data=True)
-    w_std: float = static(1.4142135623730951, doc="weight scale sigma_w")
-    b_std: float = static(0.1, doc="bias scale sigma_b")
+    w_std: float = arch_field("w_std", 1.4142135623730951)
+    b_std: float = arch_field("b_std", 0.1)
     rank_fraction: float = static(0.25, doc="low_rank: r = max(1, round(rank_fraction * "
                                   "width)), in (0, 1]")
     density: float = static(0.5, doc="sparse: probability p that an entry is kept, in (0, 1]")

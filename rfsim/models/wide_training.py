@@ -80,7 +80,7 @@ from rfsim.config import model_config, param, static
 from rfsim.data import data_keys, label_noise, sphere_inputs
 from rfsim.models import register
 from rfsim.models._scales import check_network, working_set
-from rfsim.networks import mlp
+from rfsim.networks import arch_field, mlp
 from rfsim.theory.infinite_width import ntk_flow
 from rfsim.theory.kernels import kernels
 from rfsim.validation import require, require_int, require_nonnegative
@@ -104,16 +104,16 @@ def ntk_diagonal(cfg) -> float:
 
 @model_config
 class WideTrainingConfig:
-    width: int = static(doc="hidden width (every hidden layer)")
-    depth: int = static(1, doc=f"hidden layers, 0..{MAX_DEPTH} (0: the linear model)")
-    activation: str = static("relu", doc="relu, erf, tanh, gelu, linear, leaky_relu, ...")
+    width: int = arch_field("width")
+    depth: int = arch_field("depth", 1, doc=f"0..{MAX_DEPTH} (0: the linear model)")
+    activation: str = arch_field("activation", "relu")
     d: int = static(4, doc="input dimension (inputs uniform on the sphere of radius sqrt d)",
                     data=True)
     n_train: int = static(8, doc="training inputs (full batch)", data=True)
     n_test: int = static(16, doc="test inputs: x* = beta, then uniform on the sphere",
                          data=True)
-    w_std: float = static(1.0, doc="weight scale sigma_w (NTK parameterization)")
-    b_std: float = static(0.0, doc="bias scale sigma_b (biases always present)")
+    w_std: float = arch_field("w_std", 1.0, doc="NTK parameterization")
+    b_std: float = arch_field("b_std", 0.0)
     steps: int = static(256, doc="gradient-descent steps")
     n_times: int = static(9, doc="log-spaced checkpoints from step 1 to `steps` (axis `step`)")
     target_scale: float = static(1.0, doc="y = target_scale * tanh(<beta, x>/sqrt d) + noise",
