@@ -115,6 +115,21 @@ def test_check_architecture_names_the_field(field, value, match):
                              why="why")
 
 
+@pytest.mark.parametrize("family", ["mlp-kernel", "structured-weights", "signal-propagation",
+                                    "wide-training"])
+def test_architecture_fields_are_declared_once(family):
+    """Every network family's architecture fields carry the one documentation of N-6."""
+    import dataclasses
+
+    from rfsim.models import get_model
+
+    fields = {f.name: f for f in dataclasses.fields(get_model(family).config)}
+    shared = [name for name in N.ARCH_DOCS if name in fields]
+    assert {"width", "depth", "activation", "w_std", "b_std"} <= set(shared)
+    for name in shared:
+        assert fields[name].metadata["doc"].startswith(N.ARCH_DOCS[name]), (family, name)
+
+
 def test_mlp_spec_refuses_bad_kinds_before_compute():
     with pytest.raises(ValueError, match="kind must be one of"):
         N.mlp(jax.random.key(0), D, depth=2, width=4, kind="haar")
