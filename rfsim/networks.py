@@ -28,7 +28,16 @@ Drivers of the one layer :func:`dense`:
   :func:`rfsim.features.deep_random_features`).
 
 Architecture fields of the model configs (``width, depth, activation, w_std, b_std``,
-``parameterization``) are validated once, by :func:`check_architecture`.
+``parameterization``) are declared once (:func:`arch_field`) and validated once
+(:func:`check_architecture`).
+
+Example::
+
+    >>> import jax, jax.numpy as jnp
+    >>> from rfsim.networks import mlp
+    >>> apply_fn, params = mlp(jax.random.key(0), 3, depth=2, width=16, kind="orthogonal")
+    >>> apply_fn(params, jnp.ones((4, 3))).shape
+    (4,)
 """
 
 from __future__ import annotations
