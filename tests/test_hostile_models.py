@@ -99,9 +99,10 @@ def test_hostile_values_are_refused_in_one_line_naming_the_field(tmp_path, capsy
 
 def test_kernel_ridge_spectrum_that_float64_cannot_resolve_is_refused_before_compute(
         tmp_path, capsys):
-    """d = 10^5 with max_degree 20: the Funk-Hecke spectrum fails at degree 3; it used to
-    fail in predict, after the whole simulation ran, naming no field."""
-    err = _refused(tmp_path, capsys, _with("kernel-ridge", "d = 100000\n"))
+    """d = 10^5 with an explicit max_degree 20 (the default, 'auto', stops below it): the
+    Funk-Hecke spectrum fails at degree 3; it used to fail in predict, after the whole
+    simulation ran, naming no field."""
+    err = _refused(tmp_path, capsys, _with("kernel-ridge", "d = 100000\nmax_degree = 20\n"))
     assert "max_degree must be small enough for float64 to resolve" in err, err
 
 
