@@ -1,6 +1,7 @@
-"""Empirical NTK / NNGP of finite networks (rfsim.kernels): the three implementations agree,
-the Jacobian path matches a brute-force jacrev reference, wide networks approach the
-infinite-width kernels at rate width^{-1/2}, batching is exact, bad inputs are refused."""
+"""Empirical NTK / NNGP of finite networks (rfsim.empirical_kernels, formerly rfsim.kernels):
+the three implementations agree, the Jacobian path matches a brute-force jacrev reference,
+wide networks approach the infinite-width kernels at rate width^{-1/2}, batching is exact,
+bad inputs are refused."""
 
 import itertools
 from functools import partial
@@ -14,7 +15,7 @@ from flax import nnx
 from helpers import tol
 from jax.flatten_util import ravel_pytree
 
-from rfsim import kernels
+from rfsim import empirical_kernels as kernels
 from rfsim.features import arccos_kernel
 
 D = 3
@@ -275,3 +276,14 @@ def test_bad_inputs_name_the_field(field, call):
     with pytest.raises(ValueError, match=rf"\b{field}\b") as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_the_old_path_is_the_same_module_and_kernels_is_one_namedtuple():
+    """rfsim.kernels aliases rfsim.empirical_kernels; Kernels and PARAMETERIZATIONS are the
+    theory's and the network's (one object per name, issue 13 item 4)."""
+    import rfsim.kernels as old
+    from rfsim import networks, theory
+
+    assert old is kernels and old.mlp is networks.mlp
+    assert kernels.Kernels is theory.kernels.Kernels
+    assert kernels.PARAMETERIZATIONS is networks.PARAMETERIZATIONS
