@@ -45,7 +45,7 @@ class NetworkConfig:
 def _training_set(keys: SeedKeys, cfg):
     """Inputs on the sphere, then labels: the same calls, in the same order, in both."""
     x = data.sphere_inputs(jax.random.fold_in(keys.data, 0), cfg.n, cfg.d)
-    y = x[:, 0] + data.label_noise(jax.random.fold_in(keys.data, 1), (cfg.n,), cfg.noise)
+    y = x[:, 0] + data.label_noise(jax.random.fold_in(keys.data, 1), cfg.n, cfg.noise)
     return x, y
 
 
@@ -126,7 +126,7 @@ def test_the_keys_follow_the_rule(toys):
     out = _features_simulate(keys, point.cfg, None)
     x = data.sphere_inputs(jax.random.fold_in(keys.data, 0), 6, 3)
     assert float(out["data_sum"]) == float(
-        x.sum() + (x[:, 0] + data.label_noise(jax.random.fold_in(keys.data, 1), (6,), 0.5)).sum())
+        x.sum() + (x[:, 0] + data.label_noise(jax.random.fold_in(keys.data, 1), 6, 0.5)).sum())
     # init's keys are the group's with 2^32 - 1 folded in: never a seed's
     init = state_keys(0, point.group)
     kd = jax.random.key_data

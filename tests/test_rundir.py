@@ -167,6 +167,23 @@ def test_an_older_run_directory_is_refused_with_the_fix(tmp_path, capsys):
     assert code == 2 and "did not write (meta.json)" in _one_error(err) and "delete" not in err
 
 
+def test_a_directory_of_an_older_key_scheme_is_refused_with_the_fix(tmp_path, capsys):
+    """The same experiment written under key scheme 2 (one key per seed from every static)
+    cannot be resumed under 3 (data and model keys): refused, nothing rewritten."""
+    from rfsim.engine.keys import KEY_VERSION
+
+    out = tmp_path / "run"
+    assert _run(capsys, "run", _toml(tmp_path), "--out", out)[0] == 0
+    record = json.loads((out / IDENTITY_FILE).read_text())
+    del record["identity"]["keys"]  # as version 2 wrote it: no version in the identity
+    (out / IDENTITY_FILE).write_text(json.dumps(record))
+    before = sorted(p.name for p in (out / "points").iterdir())
+    code, _, err = _run(capsys, "run", _toml(tmp_path), "--out", out)
+    assert code == 2 and "key scheme version 2 or earlier" in _one_error(err)
+    assert f"version {KEY_VERSION}" in err and "delete" in err
+    assert sorted(p.name for p in (out / "points").iterdir()) == before
+
+
 def test_a_running_experiment_keeps_its_directory(tmp_path, capsys):
     """While one run holds the lock, a different experiment is refused and the same one
     joins (its writes are atomic and identical)."""

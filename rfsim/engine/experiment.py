@@ -37,7 +37,7 @@ from typing import Any
 from rfsim.validation import closest
 from rfsim.config import field_names, make_config  # noqa: F401  (make_config: re-export)
 from rfsim.engine.keys import MAX_SEEDS, check_root_seed
-from rfsim.models import Model, available, get_model
+from rfsim.models import Model, available, get_model, is_external
 from rfsim.engine.resources import MAX_GRID_POINTS, MAX_TABLE_ROWS
 
 TOP_LEVEL = ("model", "models", "seeds", "root_seed", "description", "params", "per_model",
@@ -107,7 +107,8 @@ def load_experiment(path: str | Path | None = None, *, text: str | None = None,
         text = path.read_text()
         name = name or path.stem
     raw = _parse_toml(text, str(path) if path else "experiment")
-    return from_dict(raw, name=name or "experiment", source=text, validate=validate)
+    return from_dict(raw, name=name or "experiment", source=text, validate=validate,
+                     base=path.parent if path else None)
 
 
 def _table(where: str, value) -> dict:
@@ -128,7 +129,10 @@ def _checks(where: str, value) -> list[dict]:
 
 
 def from_dict(raw: dict, *, name: str = "experiment", source: str = "",
-              validate: bool = True) -> Experiment:
+              validate: bool = True, base: Path | None = None) -> Experiment:
+    """An experiment from its table; ``base``: where a family named by a relative file path
+    (``model = "family.py:toy"``) is looked up (the experiment file's directory; default:
+    the current directory)."""
     if not isinstance(raw, dict):
         raise ExperimentError(f"an experiment must be a table, got {raw!r}")
     for key in raw:
@@ -151,8 +155,14 @@ def from_dict(raw: dict, *, name: str = "experiment", source: str = "",
     model = models[0]
     known = available()
     for m in models:  # before [per_model]: a typo in models must not be echoed as the fix
+        key = "models" if "models" in raw else "model"
+        if is_external(m):  # "module:attribute" or "file.py:attribute": loaded, registered
+            try:
+                get_model(m, base=base)
+            except ValueError as e:
+                raise ExperimentError(f"{key}: {e}") from None
+            continue
         if m not in known:
-            key = "models" if "models" in raw else "model"
             raise ExperimentError(f"{key} names an unknown family {m!r}{closest(m, known)}; "
                                   f"families: {', '.join(known)}")
     per_model = _table("[per_model]", raw.get("per_model", {}))

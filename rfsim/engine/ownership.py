@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rfsim.engine.io import FORMAT, RunDirError, atomic_write
-from rfsim.engine.keys import plain
+from rfsim.engine.keys import KEY_VERSION, plain
 from rfsim.engine.lock import LOCK_NAME, RunLock
 
 IDENTITY_FILE = "experiment.json"
@@ -53,7 +53,8 @@ def identity(model, values, *, seeds: int, root_seed: int, x64: bool) -> dict[st
     else:
         parameters = _fields(values)
     return {"model": model, "seeds": seeds, "root_seed": root_seed,
-            "float": "float64" if x64 else "float32", "parameters": parameters}
+            "float": "float64" if x64 else "float32", "keys": KEY_VERSION,
+            "parameters": parameters}
 
 
 def _fields(values: list[dict]) -> dict[str, Any]:
@@ -196,6 +197,12 @@ def _admit(path: Path, owner: Owner | None, new: Owner, force: bool) -> Owner:
     _refuse_foreign(path, owner)
     if owner is None or owner.identity == new.identity:
         return new
+    old_keys = owner.identity.get("keys", "2 or earlier")  # recorded since version 3
+    if old_keys != new.identity["keys"]:  # the same experiment may be there, other draws
+        raise RunDirError(
+            f"{path} was written with key scheme version {old_keys} and this rfsim draws with "
+            f"version {new.identity['keys']} (README, 'Keys'), so none of its points can be "
+            f"reused: choose another --out, or delete {path} to recompute it")
     diff = first_difference(owner.identity, new.identity)
     if not force:
         raise RunDirError(

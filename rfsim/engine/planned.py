@@ -3,8 +3,8 @@
 :func:`rfsim.checks.parse` and :func:`rfsim.engine.experiment.validate_experiment` see the
 experiment file; validate_planned sees what the run will produce: every family's full grid of
 configs (:func:`rfsim.engine.sweep.plan`), the axis coordinates of each static group
-(``model.coords(cfg)``, once per group) and which metrics each family predicts
-(``jax.eval_shape`` of its jitted ``predict``: shapes only, nothing is computed).  From
+(computed once per static group by the plan, ``Point.coords``), which metrics each family
+predicts (``jax.eval_shape`` of its jitted ``predict``: shapes only, nothing is computed).  From
 those it knows the rows of summary.csv (which cells are blank, which values each column
 takes) and refuses, with one line naming the field, the value and what exists:
 
@@ -35,6 +35,7 @@ from rfsim.checks import CurveCheck
 from rfsim.engine.experiment import experiment_columns
 from rfsim.engine.expressions import parse as parse_expression
 from rfsim.engine.table import format_value, text_matches
+from rfsim.engine.sweep import coordinates
 
 
 BLANK = ""
@@ -107,7 +108,9 @@ class _Family:
         if group not in self._coords:
             import numpy as np
 
-            got = self.model.coords(self.cfg(group)) if self.model.coords else {}
+            first = self.first[group]
+            got = first.coords if not isinstance(first, dict) else \
+                coordinates(self.model, self.cfg(group))
             self._coords[group] = {a: [format_value(c) for c in np.asarray(v).tolist()]
                                    for a, v in got.items()}
         return self._coords[group].get(axis, [])
@@ -159,11 +162,11 @@ class _Family:
 
             cfg = self.cfg(next(iter(self.first)))
             try:
-                state = (None if model.init is None else
-                         jax.eval_shape(model.init, jax.random.key(0), cfg))
-                shapes = jax.eval_shape(
-                    lambda c, s: model.predict(c) if model.init is None else model.predict(c, s),
-                    cfg, state)
+                from rfsim.engine.keys import SeedKeys
+
+                keys = SeedKeys(jax.random.key(0), jax.random.key(0))
+                state = jax.eval_shape(model.init, keys, cfg)
+                shapes = jax.eval_shape(model.predict, cfg, state)
                 out = set(shapes)
             except Exception:  # noqa: BLE001  (a predict that cannot be traced: unknown)
                 out = None

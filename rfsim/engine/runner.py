@@ -130,7 +130,7 @@ def prepare(exp: Experiment, *, shard: tuple[int, int] = (0, 1), chunk_size: int
 
 def table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> int:
     """Rows of sim.csv: per (point, seed) one row for the scalar metrics (if any) and one
-    per coordinate of each axis that has metrics (coordinates from ``coords(cfg)``, asked
+    per coordinate of each axis that has metrics (coordinates from the plan, computed
     once per static group)."""
     rows = 0
     for model, points in planned:
@@ -138,9 +138,8 @@ def table_rows(seeds: int, planned: list[tuple[Model, list[Point]]]) -> int:
         per_group: dict = {}
         for p in points:
             if p.group not in per_group:
-                coords = model.coords(p.cfg) if model.coords is not None else {}
                 per_group[p.group] = int(scalar) + sum(
-                    len(coords[a]) for a in model.axis_names)
+                    len(p.coords[a]) for a in model.axis_names)
             rows += per_group[p.group]
     return rows * seeds
 
@@ -334,7 +333,7 @@ def _run(job: Plan, run: RunDir, shard, progress, plot, on_group_done, compute,
 
 def _state_keys(model: Model, points: list[Point], root_seed: int) -> dict:
     """The key each static group's frozen state was drawn from (families with init)."""
-    if model.init is None:
+    if not model.stateful:
         return {}
     from rfsim.config import static_fields
 
