@@ -174,7 +174,7 @@ def test_multiplicities_beyond_float64_are_a_clear_error_up_front():
     with pytest.raises(ValueError, match=r"L must be <= 307 for d = 1000, got 400"):
         ts.multiplicities(1000, 400)
     with pytest.raises(ValueError, match=r"L must be <= 307 for d = 1000, got 400"):
-        ts.kernel_spectrum(ts.arccos_kernel(1), 1000, 400)
+        ts.kernel_spectrum(ts.arccos_profile(1), 1000, 400)
 
 
 def test_max_degree_is_exact_at_the_boundary():

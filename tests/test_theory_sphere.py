@@ -18,7 +18,7 @@ from rfsim.data import harmonic_draw, sphere_inputs
 from rfsim.theory.ridge import krr_risk, ridge_risk
 from rfsim.theory.sphere import (
     HarmonicTarget,
-    arccos_kernel,
+    arccos_profile,
     degree_power,
     exp_kernel_eigenvalues,
     gegenbauer,
@@ -124,20 +124,20 @@ def test_exp_kernel_closed_form_against_adaptive_quadrature():
 @pytest.mark.parametrize("d", [2, 3, 10, 30])
 def test_arccos_kernels_vanishing_degrees(d):
     l = np.arange(61)
-    lam1 = kernel_eigenvalues(arccos_kernel(1), d, 60)
+    lam1 = kernel_eigenvalues(arccos_profile(1), d, 60)
     assert np.abs(lam1[(l % 2 == 1) & (l >= 3)]).max() < 1e-12  # odd part is t/4
     assert abs(lam1[1] - 1 / (4 * d)) < 1e-13  # E[t^2]/4 = 1/(4d)
-    lam0 = kernel_eigenvalues(arccos_kernel(0), d, 60)
+    lam0 = kernel_eigenvalues(arccos_profile(0), d, 60)
     assert np.abs(lam0[(l % 2 == 0) & (l >= 2)]).max() < 1e-12  # even part is 1/4
     assert abs(lam0[0] - 0.25) < 1e-13
-    spec = kernel_spectrum(arccos_kernel(1), d, 60)
+    spec = kernel_spectrum(arccos_profile(1), d, 60)
     assert (spec.eigenvalues[(l % 2 == 1) & (l >= 3)] == 0).all()
     assert (spec.eigenvalues[l % 2 == 0][: 20] > 0).all()
 
 
 def test_eigenvalues_converged_in_the_panels():
     for d in (3, 10):
-        for kfun in (arccos_kernel(0), arccos_kernel(1), np.exp):
+        for kfun in (arccos_profile(0), arccos_profile(1), np.exp):
             a = kernel_eigenvalues(kfun, d, 200)
             b = kernel_eigenvalues(kfun, d, 200, panels=150)
             assert np.abs(a - b).max() < 1e-14
@@ -158,7 +158,7 @@ def test_trace_identity(d):
     e2 = exp_kernel_eigenvalues(d, 0, scale=2.0)[0]  # E e^{2t}
     assert abs(kernel_spectrum(np.exp, d, 40).second_moment - e2) < 1e-12
     # arc-cosine, d = 3: the Mercer series converges to k(1) like L^-3; the tail closes it
-    spec = kernel_spectrum(arccos_kernel(1), 3, 60)
+    spec = kernel_spectrum(arccos_profile(1), 3, 60)
     t1 = spec.tail[0]
     assert 6e-7 < t1 < 8e-7
     assert abs(spec.multiplicities @ spec.eigenvalues + t1 - 1 / 2) < 1e-14
@@ -167,7 +167,7 @@ def test_trace_identity(d):
 def test_mercer_series_converges_at_high_degree():
     """Quadrature error in high-degree eigenvalues would stop the partial traces from
     converging: at d = 3 the residual falls ~8x per doubling (L^-3) down to 1.6e-10."""
-    k1 = arccos_kernel(1)
+    k1 = arccos_profile(1)
     r1, r2 = trace_residual(k1, 3, 500), trace_residual(k1, 3, 1000)
     assert 0 < r2 < 2e-10
     assert 6 < r1 / r2 < 9
@@ -176,7 +176,7 @@ def test_mercer_series_converges_at_high_degree():
 def test_tail_corrects_the_truncation():
     """d = 10, arc-cosine kernel, ridgeless: truncating the spectrum at degree 10 biases the
     prediction by 8% at n = 3000 and 17% at n = 10^4; the tail (R-11) removes it."""
-    k1 = arccos_kernel(1)
+    k1 = arccos_profile(1)
     P = degree_power((1, 2), (0.5, 0.5), 40)
     s10, s40 = kernel_spectrum(k1, 10, 10), kernel_spectrum(k1, 10, 40)
     for n, noise in ((3000, 0.1), (10_000, 0.1), (300, 0.5)):
@@ -216,7 +216,7 @@ def test_krr_risk_equals_ridge_risk_on_the_expanded_modes(n, ridge):
 def test_unlearnable_power_acts_as_noise(ridge):
     """Power on a degree with lambda_l = 0 (R-10) is never learned and enters like label
     noise: test_mse(null power P0, noise s2) = test_mse(none, noise s2 + P0)."""
-    spec = kernel_spectrum(arccos_kernel(1), 5, 12)
+    spec = kernel_spectrum(arccos_profile(1), 5, 12)
     assert spec.eigenvalues[3] == 0
     P = degree_power((1, 2, 3), (0.5, 0.3, 0.2), 12)
     a = sphere_krr_risk(spec, P, n=40, ridge=ridge, noise=0.1)
@@ -227,7 +227,7 @@ def test_unlearnable_power_acts_as_noise(ridge):
 
 
 def test_krr_risk_traces_and_broadcasts():
-    spec = kernel_spectrum(arccos_kernel(1), 10, 12)
+    spec = kernel_spectrum(arccos_profile(1), 10, 12)
     P = degree_power((1, 2), (0.5, 0.5), 12)
     lam, N, tail = spec.eigenvalues, spec.multiplicities, spec.tail
     ridges = jnp.array([0.0, 1e-3, 1e-1])
@@ -311,7 +311,7 @@ def _uniform_sphere(rng, n, d):
 def _simulate_krr(d, n, ridges, noise, seeds, n_test=2000):
     """Kernel ridge regression with the order-1 arc-cosine kernel, alpha = (K + n ridge I)^-1
     y, by one eigendecomposition per seed; excess risk on fresh points, (seeds, ridges)."""
-    k1 = arccos_kernel(1)
+    k1 = arccos_profile(1)
     out = []
     for i, key in enumerate(keys(seeds, seed=7)):
         rng = np.random.default_rng([7, i])
@@ -331,7 +331,7 @@ def simulated():
 
 
 def _theory(d, n, ridges, noise, kernel=1, L=40, tail=True, ridge_scale=1.0):
-    spec = kernel_spectrum(arccos_kernel(kernel), d, L)
+    spec = kernel_spectrum(arccos_profile(kernel), d, L)
     P = degree_power((1, 2, 3), (0.5, 0.3, 0.2), L)
     return [float(sphere_krr_risk(spec, P, n=n, ridge=r * ridge_scale, noise=noise,
                                   tail=tail).excess_risk) for r in ridges]

@@ -13,7 +13,7 @@ Implements theory/sphere.md, Eqs. (S-1)–(S-9); the risk itself is
 
 Example (the order-1 arc-cosine kernel: degree 3 is not in its span)::
 
-    >>> lam = kernel_eigenvalues(arccos_kernel(1), 3, 5)
+    >>> lam = kernel_eigenvalues(arccos_profile(1), 3, 5)
     >>> bool(abs(lam[3]) < 1e-13 and abs(lam[1] - 1 / 12) < 1e-13)
     True
 """
@@ -45,7 +45,7 @@ __all__ = [
     "Truncation",
     "auto_degree",
     "certify",
-    "arccos_kernel",
+    "arccos_profile",
     "degree_power",
     "exp_kernel_eigenvalues",
     "gegenbauer",
@@ -264,8 +264,9 @@ def exp_kernel_eigenvalues(d: int, L: int, scale: float = 1.0) -> np.ndarray:
     return np.exp(log_pre) * ive(l + a, scale)
 
 
-def arccos_kernel(order: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The arc-cosine kernel ``kfun`` of Cho & Saul (2009) for ``order`` 0 or 1 (S-6):
+def arccos_profile(order: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The dot-product profile ``kfun(t)`` of the arc-cosine kernel of Cho & Saul (2009), for
+    ``order`` 0 or 1 (S-6; the kernel of two inputs is rfsim.theory.kernels.arccos_kernel):
     ``(pi - arccos t)/(2 pi)`` (``E[step(w.x) step(w.x')]``) and
     ``(sqrt(1 - t^2) + (pi - arccos t) t)/(2 pi)`` (``E[relu(w.x) relu(w.x')]``,
     ``w ~ N(0, I/d)``), ``t`` clipped to [-1, 1]."""
