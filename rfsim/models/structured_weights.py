@@ -129,15 +129,16 @@ def simulate(keys, cfg: StructuredWeightsConfig, state=None) -> dict:
 def memory(cfg: StructuredWeightsConfig) -> int:
     """One seed's peak working set (floats): the network's parameters P, four times (the
     one standard-normal draw of :func:`rfsim.networks.draw`, the arrays cut from it, and
-    the module's state split and merged by flax.nnx: measured 4.0 P at width 4000), a
-    structured hidden matrix being drawn (2 width^2: the draw and its product or
-    factorization; 3 for sparse: the mask, the Gaussian entries and the product), the
+    the module's state split and merged by flax.nnx: measured 4.0 P at width 4000), the
+    structured hidden matrices being drawn, all depth - 1 at once (2 width^2 each: the draw
+    and its product or factorization; 3 for sparse: the mask, the Gaussian entries and the
+    product), the
     activations (3 n_inputs width (depth + 1)) and the n_inputs x n_inputs kernels
     ((depth + 4) n_inputs^2)."""
     w, n, L = cfg.width, cfg.n_inputs, cfg.depth
     params = w * w * (L - 1) + cfg.d * w + w * (L + 1) + w
     c = 0 if cfg.kind == "iid" else 3 if cfg.kind == "sparse" else 2
-    return working_set(4 * params + c * w * w + 3 * n * w * (L + 1) + (L + 4) * n * n)
+    return working_set(4 * params + c * w * w * (L - 1) + 3 * n * w * (L + 1) + (L + 4) * n * n)
 
 MODEL = register(
     "structured-weights",
