@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfsim.validation import require_int
+from rfsim.validation import requested_dtype, require_int
 
 __all__ = [
     "DataKeys",
@@ -61,16 +61,6 @@ def data_keys(key) -> DataKeys:
     return DataKeys(*(jax.random.fold_in(key, i) for i in range(len(DataKeys._fields))))
 
 
-def _float_dtype(dtype):
-    """``dtype`` (None -> jax's default float) as the float dtype jax will compute in."""
-    if dtype is None:
-        return jnp.result_type(float)
-    dt = jnp.dtype(dtype)
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
-    return jax.dtypes.canonicalize_dtype(dt)
-
-
 def _on_sphere(g: jax.Array, radius) -> jax.Array:
     """Rows of ``g`` projected to the sphere of ``radius``: ``radius g / ||g||``."""
     return g * (radius / jnp.linalg.norm(g, axis=-1, keepdims=True))
@@ -85,7 +75,7 @@ def sphere_inputs(key, n: int, d: int, dtype=None) -> jax.Array:
     and ``E x x^T = I``.  The same key and dtype give the same bits wherever it is called."""
     require_int("n", n)
     require_int("d", d)
-    g = jax.random.normal(key, (n, d), _float_dtype(dtype))
+    g = jax.random.normal(key, (n, d), requested_dtype(dtype))
     return _on_sphere(g, math.sqrt(d))
 
 
@@ -102,7 +92,7 @@ def token_sequences(key, S: int, N: int, d: int, dtype=None) -> jax.Array:
     require_int("S", S)
     require_int("N", N)
     require_int("d", d)
-    g = jax.random.normal(key, (S, N + 1, d), _float_dtype(dtype))
+    g = jax.random.normal(key, (S, N + 1, d), requested_dtype(dtype))
     return _on_sphere(g, 1.0)
 
 
@@ -137,7 +127,7 @@ def linear_quadratic_target(x: jax.Array, linear_power, quadratic_power) -> jax.
 def label_noise(key, n: int, variance, dtype=None) -> jax.Array:
     """``n`` additive label noises ``eps = sqrt(variance) z``, ``z ~ N(0, 1)`` (D-4), so
     ``Var eps = variance`` (the families' ``noise`` field); ``variance`` may be traced."""
-    dt = _float_dtype(dtype)
+    dt = requested_dtype(dtype)
     return jnp.sqrt(jnp.asarray(variance, dt)) * jax.random.normal(key, (n,), dt)
 
 

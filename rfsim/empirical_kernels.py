@@ -64,7 +64,6 @@ from rfsim.networks import (
     PARAMETERIZATIONS,
     MLPApply,
     MLPSpec,
-    _float_dtype,
     draw,
     hidden_layers,
     layer_scales,
@@ -72,7 +71,7 @@ from rfsim.networks import (
     mlp_spec,
 )
 from rfsim.theory.kernels import Kernels
-from rfsim.validation import closest, is_concrete, require_int
+from rfsim.validation import closest, is_concrete, requested_dtype, require_int
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -544,7 +543,7 @@ def monte_carlo_kernels(key, x1, x2=None, *, n_samples: int, depth: int, width: 
     require_int("n_samples", n_samples, 2)
     if chunk_size is not None:
         require_int("chunk_size", chunk_size, 1)
-    dtype = _float_dtype(dtype)
+    dtype = requested_dtype(dtype)
     x1, x2 = _check_inputs(x1, x2, spec)
     n1 = x1.shape[0]
     n2 = n1 if x2 is None else x2.shape[0]

@@ -34,7 +34,6 @@ import jax.numpy as jnp
 from rfsim.activations import Activation, get_activation
 from rfsim.data import sphere_inputs
 from rfsim.networks import (
-    _float_dtype,
     _sign_fixed_qr,
     deep_weights,
     dense,
@@ -43,7 +42,7 @@ from rfsim.networks import (
 )
 from rfsim.theory.gaussian import gaussian_mean
 from rfsim.theory.kernels import arccos_kernel, erf_kernel, expected_kernel, gaussian_kernel
-from rfsim.validation import require_batch, require_positive
+from rfsim.validation import requested_dtype, require_batch, require_positive
 
 __all__ = [
     "arccos_kernel",
@@ -195,7 +194,7 @@ def rff_weights(key, n_features: int, d: int, bandwidth=1.0, dtype=None) -> jax.
 
     Bochner: exp(-||x-y||^2 / (2 bandwidth^2)) = E_omega cos(omega.(x - y)).
     """
-    _check_positive("bandwidth", bandwidth, _float_dtype(dtype))
+    _check_positive("bandwidth", bandwidth, requested_dtype(dtype))
     return gaussian_weights(key, n_features, d, dtype) / bandwidth
 
 
@@ -221,14 +220,14 @@ def orf_weights(key, n_features: int, d: int, bandwidth=1.0, dtype=None) -> jax.
     """
     n_features = _check_count("n_features", n_features)
     d = _check_count("d", d)
-    _check_positive("bandwidth", bandwidth, _float_dtype(dtype))
-    return _orf_core(key, n_features, d, _float_dtype(dtype)) / bandwidth
+    _check_positive("bandwidth", bandwidth, requested_dtype(dtype))
+    return _orf_core(key, n_features, d, requested_dtype(dtype)) / bandwidth
 
 
 def random_phases(key, n_features: int, dtype=None) -> jax.Array:
     """b_i ~ Uniform[0, 2 pi), i.i.d., shape (N,), for the random-phase Fourier form."""
     n_features = _check_count("n_features", n_features)
-    dt = _float_dtype(dtype)
+    dt = requested_dtype(dtype)
     return jax.random.uniform(key, (n_features,), dt, 0.0, 2.0 * math.pi)
 
 

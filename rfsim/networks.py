@@ -56,11 +56,13 @@ from flax import nnx
 
 from rfsim.activations import ACTIVATIONS, Activation, get_activation
 from rfsim.config import param, static
+from rfsim.theory.kernels import PARAMETERIZATIONS
 from rfsim.validation import (
     MAX_SIZE,
     closest,
     float64_hint,
     float_dtype,
+    requested_dtype,
     require,
     require_choice,
     require_int,
@@ -90,7 +92,6 @@ __all__ = [
     "propagate",
 ]
 
-PARAMETERIZATIONS = ("ntk", "standard")
 WEIGHT_KINDS = ("iid", "orthogonal", "low_rank", "sparse")
 #: families that build :func:`mlp` unroll it layer by layer: the --quick grids of
 #: experiments/mlp_kernel_width.toml and structured_weights_nngp.toml took 387 s and 843 s
@@ -100,19 +101,6 @@ UNROLLED = ("the network is unrolled layer by layer: compilation and memory grow
             "and depth 100 took minutes per width")
 
 
-def _float_dtype(dtype):
-    """``dtype`` (None -> jax's default float), insisting on a floating dtype."""
-    if dtype is None:
-        return jnp.result_type(float)
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
-    return jax.dtypes.canonicalize_dtype(dt)
-
-
 # --------------------------------------------------------------------------- weight samplers
 
 
@@ -120,7 +108,7 @@ def gaussian_weights(key, n_features: int, d: int, dtype=None) -> jax.Array:
     """W in R^{N x d} with i.i.d. entries W_ij ~ N(0, 1)."""
     require_int("n_features", n_features)
     require_int("d", d)
-    return jax.random.normal(key, (int(n_features), int(d)), _float_dtype(dtype))
+    return jax.random.normal(key, (int(n_features), int(d)), requested_dtype(dtype))
 
 
 def _sign_fixed_qr(g: jax.Array) -> jax.Array:
@@ -143,7 +131,7 @@ def haar_orthogonal(key, d: int, dtype=None) -> jax.Array:
     biases the signs of the columns.
     """
     require_int("d", d)
-    return _haar_core(key, int(d), _float_dtype(dtype))
+    return _haar_core(key, int(d), requested_dtype(dtype))
 
 
 def deep_weights(key, d: int, widths: Sequence[int], dtype=None) -> list[jax.Array]:
@@ -167,7 +155,7 @@ def hidden_weights(key, n: int, kind: str = "iid", *, rank: int = 1, density: fl
     """One ``n x n`` hidden matrix of ``kind`` with mean-0, variance-1 entries (N-2 = SP-10):
     iid ``N(0, 1)``; orthogonal ``sqrt(n) Q``, Q Haar; low_rank ``U V^T / sqrt(rank)``, U, V
     ``(n, rank)`` N(0, 1); sparse ``m G / sqrt(density)``, m ~ Bernoulli(density)."""
-    dtype = _float_dtype(dtype)
+    dtype = requested_dtype(dtype)
     if kind == "iid":
         return jax.random.normal(key, (n, n), dtype)
     if kind == "orthogonal":
@@ -391,7 +379,7 @@ def mlp(key, d: int, *, depth: int, width: int, activation: str | Activation = "
     """
     spec = mlp_spec(d, depth, width, activation, w_std, b_std, parameterization, kind=kind,
                     rank=rank, density=density)
-    graphdef, params = nnx.split(MLP(spec, key, _float_dtype(dtype)))
+    graphdef, params = nnx.split(MLP(spec, key, requested_dtype(dtype)))
     return MLPApply(spec, graphdef), params
 
 

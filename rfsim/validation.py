@@ -239,3 +239,17 @@ def require_choice(name: str, value, options, *, listed=None) -> None:
         shown = list(options) if listed is None else listed
         raise ValueError(f"{name} must be one of {shown}, got {value!r}"
                          + closest(str(value), options))
+
+
+def requested_dtype(dtype=None):
+    """A ``dtype=`` argument (None -> jax's default float, float64 under x64) as the float
+    dtype jax will compute in; a non-floating dtype is a ValueError naming it."""
+    if dtype is None:
+        return jnp.result_type(float)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}")
+    return jax.dtypes.canonicalize_dtype(dt)

@@ -16,9 +16,10 @@ LAYERS = [
      "rfsim.activations", "rfsim.theory.scaling", "rfsim.theory.gaussian", "rfsim",
      "rfsim.engine"},
     # 1: building blocks
-    {"rfsim.config", "rfsim.engine.io", "rfsim.data", "rfsim.solvers", "rfsim.networks"},
+    {"rfsim.config", "rfsim.engine.io", "rfsim.data", "rfsim.solvers"},
     # 2: closed forms, feature maps, verdicts, run-directory ownership, figures
     {"rfsim.features", "rfsim.kernels", "rfsim.empirical_kernels", "rfsim.theory",
+     "rfsim.networks",
      "rfsim.engine.ownership", "rfsim.check", "rfsim.checks", "rfsim.plot"},
     # 3: model families (the one place simulation meets theory)
     {"rfsim.models"},
