@@ -66,7 +66,7 @@ def main(out: Path) -> None:
         f.write("q_star,w_std2,b_std2\n")
         for q, a, b in lines:
             if np.isfinite(a):
-                f.write(f"{q!r},{a!r},{b!r}\n")
+                f.write(f"{float(q)!r},{float(a)!r},{float(b)!r}\n")
     print(f"wrote {out / 'phase_diagram.png'}")
 
 
