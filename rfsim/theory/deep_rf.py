@@ -491,7 +491,7 @@ def _prepare(weights, activation, target, theta, beta, teacher_weights, teacher_
 
 def _check_population(args, pop, exps, qmax, dtype) -> None:
     """Concrete checks after the layer recursion, before any risk (DRF-13)."""
-    Ws, Wt, sigma, sigma_t = args[0], args[1], args[5], args[6]
+    Ws, Wt, _theta, _beta, _omega0, sigma, sigma_t, target, _centered, _recursion = args
     qmax = np.asarray(qmax, dtype=float)
     if not _rescaled(sigma):
         _check_scales("weights", sigma.name, qmax[: len(Ws)], dtype)
@@ -499,7 +499,8 @@ def _check_population(args, pop, exps, qmax, dtype) -> None:
         _check_scales("teacher_weights", sigma_t.name, qmax[len(Ws):], dtype)
     signal = float(pop.signal)
     if signal > 0:
-        check_power("theta" if args[7] != "linear" else "beta",
+        coefficients = "beta" if target == "linear" else "theta"  # the target's, not sigma's
+        check_power(coefficients,
                     math.log(signal) + int(exps[2]) * math.log(2.0), dtype)
 
 

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfsim.activations import get_activation
+from rfsim.theory.gaussian import as_floating
 from rfsim.validation import (
     as_real_array,
     float64_hint,
@@ -62,9 +63,6 @@ __all__ = [
 
 
 
-def _f(x):
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
 
@@ -147,9 +145,9 @@ def length_map(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     ``q >= 0``, ``w_std, b_std >= 0`` (ValueError otherwise)."""
     dtype = _scales(w_std, b_std, q)
     _variance("q", q, dtype)
-    q = _f(q)
+    q = as_floating(q)
     sigma = get_activation(activation)
-    return _f(w_std) ** 2 * sigma.two_point(q, q, q) + _f(b_std) ** 2
+    return as_floating(w_std) ** 2 * sigma.two_point(q, q, q) + as_floating(b_std) ** 2
 
 
 def correlation_map(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
@@ -165,7 +163,8 @@ def correlation_map(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Arr
     _correlation("c", c, dtype)
     _variance("q", q, dtype)
     _defined("q", q, w_std, b_std)
-    return _correlation_map(get_activation(activation), _f(c), _f(q), _f(w_std), _f(b_std))
+    c, q, w_std, b_std = (as_floating(v) for v in (c, q, w_std, b_std))
+    return _correlation_map(get_activation(activation), c, q, w_std, b_std)
 
 
 def _correlation_map(sigma, c, q, w_std, b_std):
@@ -195,8 +194,8 @@ def correlation_slope(c, q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.A
     dtype = _scales(w_std, b_std, c, q)
     _correlation("c", c, dtype)
     _variance("q", q, dtype)
-    c, q = jnp.broadcast_arrays(_f(c), _f(q))
-    return _f(w_std) ** 2 * get_activation(activation).derivative_two_point(q, q, c * q)
+    c, q = jnp.broadcast_arrays(as_floating(c), as_floating(q))
+    return as_floating(w_std) ** 2 * get_activation(activation).derivative_two_point(q, q, c * q)
 
 
 def chi_1(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
@@ -226,12 +225,12 @@ def length_slope(q, *, activation="tanh", w_std=1.0, b_std=0.0) -> jax.Array:
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q)
     _variance("q", q, dtype, positive=sigma.degree != 1)
-    q = _f(q)
-    w2 = _f(w_std) ** 2
+    q = as_floating(q)
+    w2 = as_floating(w_std) ** 2
     if sigma.degree == 1:
         one = jnp.ones_like(q)
         return w2 * sigma.two_point(one, one, one)
-    return _length_and_slope(sigma, q, w2, _f(b_std) ** 2)[1]
+    return _length_and_slope(sigma, q, w2, as_floating(b_std) ** 2)[1]
 
 
 # --------------------------------------------------------------------------- iterates
@@ -277,7 +276,7 @@ def iterate_maps(q0, c0, depth: int, *, activation="tanh", w_std=1.0, b_std=0.0)
     _variance("q0", q0, dtype)
     _correlation("c0", c0, dtype)
     _defined("q0", q0, w_std, b_std)
-    q0, c0, w, b = (_f(v) for v in (q0, c0, w_std, b_std))
+    q0, c0, w, b = (as_floating(v) for v in (q0, c0, w_std, b_std))
     dtype = jnp.result_type(q0, c0, w, b)
     out = _iterate(q0.astype(dtype), c0.astype(dtype), w.astype(dtype), b.astype(dtype),
                    depth=int(depth), activation=sigma)
@@ -326,7 +325,7 @@ def fixed_point_q(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0, iterations
     _variance("q0", q0, dtype)
     require_int("iterations", iterations, minimum=0)
     require_int("newton", newton, minimum=0)
-    w, b, q0 = _f(w_std), _f(b_std), _f(q0)
+    w, b, q0 = as_floating(w_std), as_floating(b_std), as_floating(q0)
     if sigma.degree == 1:
         a = w * w * sigma.two_point(1.0, 1.0, 1.0)
         b2 = b * b
@@ -376,7 +375,7 @@ def fixed_point_c(q_star, *, activation="tanh", w_std=1.0, b_std=0.0,
     _variance("q_star", q_star, dtype)
     _defined("q_star", q_star, w_std, b_std)
     require_int("rounds", rounds, minimum=1)
-    q, w, b = jnp.broadcast_arrays(_f(q_star), _f(w_std), _f(b_std))
+    q, w, b = jnp.broadcast_arrays(as_floating(q_star), as_floating(w_std), as_floating(b_std))
     ordered = chi_1(q, activation=sigma, w_std=w) <= 1.0 + 1e-12  # c = 1 stable
     one = partial(_fixed_c, activation=sigma, rounds=int(rounds))
     # one point at a time: a vmap would batch the 255-point quadrature over every point
@@ -419,7 +418,7 @@ def analyze(*, activation="tanh", w_std=1.0, b_std=0.0, q0=1.0) -> SignalPropaga
     sigma = get_activation(activation)
     dtype = _scales(w_std, b_std, q0)
     _variance("q0", q0, dtype)
-    w, b, q0 = jnp.broadcast_arrays(_f(w_std), _f(b_std), _f(q0))
+    w, b, q0 = jnp.broadcast_arrays(as_floating(w_std), as_floating(b_std), as_floating(q0))
     return _analyze(w, b, q0, activation=sigma)
 
 
@@ -447,7 +446,7 @@ def critical_line(q_star, *, activation="tanh"):
     single point ``(2, 0)`` for every ``q*`` (``w^2 = 2`` and ``b^2 = q* - 2 q*/2 = 0``)."""
     sigma = get_activation(activation)
     _variance("q_star", q_star, float_dtype(q_star), positive=True)
-    q = _f(q_star)
+    q = as_floating(q_star)
     w2 = 1.0 / sigma.derivative_two_point(q, q, q)
     b2 = q - w2 * sigma.two_point(q, q, q)
     b2 = jnp.where(jnp.abs(b2) <= 1e-12 * q, 0.0, b2)
