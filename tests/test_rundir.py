@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 
 from rfsim.cli import main
-from rfsim.engine.keys import group_key, static_digest
+from rfsim.engine.keys import group_key, group_keys, static_digest
 from rfsim.engine.lock import RunLock
 from rfsim.engine.ownership import IDENTITY_FILE
 
@@ -315,7 +315,7 @@ def test_engine_factorizes_once_per_seed_for_every_ridge():
                      "grid": {"ridge": [0.0, 0.1, 1.0]}})
     points = plan(model, grid_points(exp))
     fixed, dyn = _param_arrays(model, _padded(points))
-    args = (group_key(0, points[0].group), jnp.arange(2, dtype=jnp.uint32), points[0].cfg,
+    args = (group_keys(0, points[0].group), jnp.arange(2, dtype=jnp.uint32), points[0].cfg,
             fixed, dyn, None)
     hlo = _simulator(model).lower(*args).compile().as_text()
     computations = re.split(r"\n(?=\S)", hlo)

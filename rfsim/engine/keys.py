@@ -153,10 +153,8 @@ def state_keys(root_seed: int, group: Group) -> SeedKeys:
     return SeedKeys(jax.random.fold_in(g.data, STATE_WORD), jax.random.fold_in(g.model, STATE_WORD))
 
 
-def group_key(root_seed: int, digest):
-    """One key from a digest ``(h0, h1)``; given a :class:`Group`, its :func:`group_keys`."""
-    if isinstance(digest, Group):
-        return group_keys(root_seed, digest)
+def group_key(root_seed: int, digest: tuple[int, int]) -> jax.Array:
+    """One key from a digest ``(h0, h1)`` (a :class:`Group`'s pair: :func:`group_keys`)."""
     return _word_key(root_seed, digest)
 
 
